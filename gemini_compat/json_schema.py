@@ -1,0 +1,54 @@
+"""Gemini Schema (the OpenAPI 3.0 subset of ``responseSchema`` and ``parameters``) to JSON Schema.
+
+OpenAI-compatible servers take standard lower-case JSON Schema. The differences that matter:
+upper-case type names, ``nullable``, int64 counts that may arrive as strings, ``example`` (JSON Schema
+has ``examples``) and ``propertyOrdering`` (JSON Schema has none: the order is kept by emitting
+``properties`` in that order, which is what constrained decoders follow).
+"""
+
+_COPIED = ("format", "title", "description", "pattern", "minimum", "maximum", "default", "$ref", "required")
+_COUNTS = ("minItems", "maxItems", "minLength", "maxLength", "minProperties", "maxProperties")
+
+
+def from_gemini_schema(schema):
+    """JSON Schema for a (validated, camelCase) Gemini Schema dict. Pure; the input is not modified."""
+    out = {}
+    type_name = (schema.get("type") or "").lower()
+    if type_name and type_name != "type_unspecified":
+        out["type"] = [type_name, "null"] if schema.get("nullable") and type_name != "null" else type_name
+    for key in _COPIED:
+        if key in schema:
+            out[key] = schema[key]
+    if "ref" in schema:  # the SDK's spelling; its "#/defs/X" points into what becomes "$defs"
+        out["$ref"] = schema["ref"].replace("#/defs/", "#/$defs/", 1)
+    for key in _COUNTS:
+        if key in schema:
+            out[key] = int(schema[key])
+    if "enum" in schema:
+        out["enum"] = list(schema["enum"]) + ([None] if schema.get("nullable") else [])
+    if "example" in schema:
+        out["examples"] = [schema["example"]]
+    if "items" in schema:
+        out["items"] = from_gemini_schema(schema["items"])
+    if "properties" in schema:
+        out["properties"] = {name: from_gemini_schema(schema["properties"][name]) for name in _ordered(schema)}
+    if "anyOf" in schema:
+        out["anyOf"] = [from_gemini_schema(branch) for branch in schema["anyOf"]]
+        if schema.get("nullable") and "type" not in out:
+            out["anyOf"].append({"type": "null"})
+    additional = schema.get("additionalProperties")
+    if isinstance(additional, bool):
+        out["additionalProperties"] = additional
+    elif isinstance(additional, dict):
+        out["additionalProperties"] = from_gemini_schema(additional)
+    definitions = schema.get("$defs", schema.get("defs"))
+    if definitions:
+        out["$defs"] = {name: from_gemini_schema(value) for name, value in definitions.items()}
+    return out
+
+
+def _ordered(schema):
+    """Property names in ``propertyOrdering`` order, then any the ordering does not mention."""
+    names = list(schema["properties"])
+    ordering = [name for name in schema.get("propertyOrdering", ()) if name in schema["properties"]]
+    return ordering + [name for name in names if name not in ordering]

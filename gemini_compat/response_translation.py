@@ -1,0 +1,410 @@
+"""OpenAI chat-completions answers (whole, or as stream chunks) to Gemini ``GenerateContentResponse``.
+
+Pure: dicts in, dicts out. ``StreamTranslator`` keeps the little state a stream needs (tool-call
+fragments, finish reasons, usage) and emits each Gemini chunk as soon as its upstream chunk allows.
+"""
+
+import json
+
+from .errors import GeminiError, UpstreamError, status_for
+from .request_translation import ENUM_FIELD
+
+FINISH_REASONS = {
+    "stop": "STOP",
+    "length": "MAX_TOKENS",
+    "content_filter": "SAFETY",
+    "tool_calls": "STOP",  # Gemini ends a function-call turn with STOP
+    "function_call": "STOP",
+}
+
+
+def finish_reason(value):
+    return FINISH_REASONS.get(value, "OTHER")
+
+
+# --- pieces shared by whole answers and streams ------------------------------------------------
+
+def usage_metadata(usage):
+    """Gemini usageMetadata from OpenAI usage; None when the upstream reported none."""
+    if not isinstance(usage, dict):
+        return None
+    prompt = _count(usage.get("prompt_tokens"))
+    completion = _count(usage.get("completion_tokens"))
+    thoughts = _count((usage.get("completion_tokens_details") or {}).get("reasoning_tokens"))
+    cached = _count((usage.get("prompt_tokens_details") or {}).get("cached_tokens")) or _count(
+        usage.get("prompt_cache_hit_tokens")  # DeepSeek's name for it
+    )
+    # Gemini counts thoughts apart from the candidates; OpenAI includes them in completion_tokens.
+    metadata = {
+        "promptTokenCount": prompt,
+        "candidatesTokenCount": max(completion - thoughts, 0),
+        "totalTokenCount": _count(usage.get("total_tokens")) or prompt + completion,
+    }
+    if thoughts:
+        metadata["thoughtsTokenCount"] = thoughts
+    if cached:
+        metadata["cachedContentTokenCount"] = cached
+    return metadata
+
+
+def _count(value):
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def reasoning_text(message):
+    """The reasoning in a message or delta, whichever field this upstream uses."""
+    for field in ("reasoning_content", "reasoning"):
+        value = message.get(field)
+        if isinstance(value, str) and value:
+            return value
+    details = message.get("reasoning_details")
+    if isinstance(details, list):  # OpenRouter: [{"type": "reasoning.text", "text": ...}, ...]
+        return "".join(
+            item.get("text") or item.get("summary") or ""
+            for item in details
+            if isinstance(item, dict) and isinstance(item.get("text") or item.get("summary") or "", str)
+        )
+    return ""
+
+
+def content_text(content):
+    """Message content as text: a string, or (some servers) a list of text parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict) and isinstance(part.get("text"), str))
+    return ""
+
+
+def parse_arguments(arguments):
+    """Tool-call arguments as a dict, or None when they are not a JSON object."""
+    if isinstance(arguments, dict):
+        return arguments
+    if arguments is None or (isinstance(arguments, str) and not arguments.strip()):
+        return {}  # some servers send "" for a call without arguments
+    try:
+        value = json.loads(arguments)
+        if isinstance(value, str):  # arguments encoded twice
+            value = json.loads(value)
+    except (TypeError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def function_call_part(call_id, name, arguments):
+    """A functionCall part, or (None, finishMessage) when the call cannot be one."""
+    args = parse_arguments(arguments)
+    if not name or args is None:
+        shown = arguments if isinstance(arguments, str) else json.dumps(arguments)
+        shown = shown if len(shown) <= 200 else shown[:200] + "..."
+        return None, f"Malformed function call {name or '(no name)'}: arguments are not a JSON object: {shown}"
+    call = {"name": name, "args": args}
+    if call_id:
+        call = {"id": call_id, **call}
+    return {"functionCall": call}, None
+
+
+def unwrap_enum(text):
+    """The bare value of a text/x.enum answer, which the upstream wrote as {"value": ...}."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text.strip()
+    if isinstance(value, dict) and isinstance(value.get(ENUM_FIELD), str):
+        return value[ENUM_FIELD]
+    return value if isinstance(value, str) else text.strip()
+
+
+def logprobs_result(logprobs):
+    """Gemini logprobsResult and avgLogprobs from an OpenAI choice's logprobs, if any."""
+    tokens = (logprobs or {}).get("content") if isinstance(logprobs, dict) else None
+    if not tokens:
+        return {}
+    chosen = [{"token": t.get("token", ""), "logProbability": t.get("logprob", 0.0)} for t in tokens]
+    total = sum(item["logProbability"] for item in chosen)
+    result = {"chosenCandidates": chosen, "logProbabilitySum": total}
+    if any(t.get("top_logprobs") for t in tokens):
+        result["topCandidates"] = [
+            {"candidates": [{"token": c.get("token", ""), "logProbability": c.get("logprob", 0.0)}
+                            for c in t.get("top_logprobs") or []]}
+            for t in tokens
+        ]
+    return {"logprobsResult": result, "avgLogprobs": total / len(chosen)}
+
+
+def upstream_error(status, payload, headers=None):
+    """A GeminiError for an upstream error, whatever shape its body has (see the quirks reference:
+    nested or flat, numeric, string or null code, HTML or plain text)."""
+    error = payload.get("error", payload) if isinstance(payload, dict) else payload
+    if isinstance(error, dict):
+        message = error.get("message") or error.get("detail") or error.get("msg")
+        if isinstance(error.get("metadata"), dict) and isinstance(error["metadata"].get("raw"), str):
+            message = f"{message}: {error['metadata']['raw']}" if message else error["metadata"]["raw"]
+        if not isinstance(message, str):
+            message = json.dumps(error)[:500]
+    elif isinstance(error, str):
+        message = error
+    else:
+        message = json.dumps(error)[:500]
+    if status is None:  # an error inside a 200 stream: its own code, if it is an HTTP one
+        code = error.get("code") if isinstance(error, dict) else None
+        if isinstance(code, str) and code.isdigit():
+            code = int(code)
+        status = code if isinstance(code, int) and 400 <= code <= 599 else 502
+    extra_headers, details = {}, None
+    retry_after = (headers or {}).get("Retry-After")
+    if retry_after:
+        extra_headers["Retry-After"] = retry_after
+        if retry_after.strip().isdigit():  # the Gemini CLI reads RetryInfo to time its retry
+            details = [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{int(retry_after)}s"}]
+    return GeminiError(f"Upstream error: {message.strip() or status_for(status)}", code=status,
+                       headers=extra_headers, details=details)
+
+
+# --- whole answers -----------------------------------------------------------------------------
+
+def gemini_response(completion, options):
+    """A GenerateContentResponse for a whole (non-streamed) chat completion."""
+    if not isinstance(completion, dict):
+        raise UpstreamError("The upstream answer is not a JSON object.")
+    if completion.get("error"):
+        raise upstream_error(None, completion)
+    choices = completion.get("choices")
+    if not isinstance(choices, list):
+        raise UpstreamError("The upstream answer has no choices.")
+    response = {"candidates": [_candidate(choice, position, options) for position, choice in enumerate(choices)
+                               if isinstance(choice, dict)]}
+    if not response["candidates"]:
+        response["promptFeedback"] = {"blockReason": "OTHER"}
+    usage = usage_metadata(completion.get("usage"))
+    if usage:
+        response["usageMetadata"] = usage
+    response["modelVersion"] = completion.get("model") or options.model
+    if completion.get("id"):
+        response["responseId"] = str(completion["id"])
+    return response
+
+
+def _candidate(choice, position, options):
+    message = choice.get("message") or {}
+    parts = []
+    if options.include_thoughts:
+        thoughts = reasoning_text(message)
+        if thoughts:
+            parts.append({"text": thoughts, "thought": True})
+    text = content_text(message.get("content"))
+    if options.enum_answer and text:
+        text = unwrap_enum(text)
+    if text:
+        parts.append({"text": text})
+    refusal = message.get("refusal")
+    if isinstance(refusal, str) and refusal:
+        parts.append({"text": refusal})
+    calls = message.get("tool_calls") or []
+    if isinstance(message.get("function_call"), dict):  # the deprecated single-call form
+        calls = [{"function": message["function_call"]}]
+    reason = "SAFETY" if refusal else finish_reason(choice.get("finish_reason") or "stop")
+    problems = []
+    for call in calls:
+        if not isinstance(call, dict):
+            continue
+        function = call.get("function") or {}
+        part, problem = function_call_part(call.get("id"), function.get("name"), function.get("arguments"))
+        if part:
+            parts.append(part)
+        else:
+            problems.append(problem)
+    candidate = {"content": {"parts": parts or [{"text": ""}], "role": "model"}, "finishReason": reason}
+    if problems:
+        candidate["finishReason"] = "MALFORMED_FUNCTION_CALL"
+        candidate["finishMessage"] = "; ".join(problems)
+    index = choice.get("index")
+    candidate["index"] = index if isinstance(index, int) else position
+    candidate.update(logprobs_result(choice.get("logprobs")))
+    return candidate
+
+
+# --- streams -----------------------------------------------------------------------------------
+
+class _Call:
+    __slots__ = ("id", "name", "arguments", "closed", "args")
+
+    def __init__(self, call_id, name):
+        self.id, self.name, self.arguments, self.closed, self.args = call_id, name, "", False, None
+
+    def complete(self):
+        """True once the call is known to be whole: closed, or its arguments already parse."""
+        if self.closed or self.args is not None:
+            return True
+        if self.name and self.arguments.rstrip().endswith("}"):
+            self.args = parse_arguments(self.arguments)
+        return self.args is not None
+
+
+class _Choice:
+    """Stream state of one candidate."""
+
+    def __init__(self):
+        self.calls = []
+        self.by_id = {}
+        self.by_index = {}
+        self.emitted = 0
+        self.finish = None
+        self.problems = []
+        self.enum_text = []
+
+    def add_fragment(self, fragment):
+        """Accumulate one tool-call delta. Keyed on id, falling back to index; a fragment with
+        neither continues the last call; a named fragment at a finished index starts a new one."""
+        function = fragment.get("function") or {}
+        call_id, index, name = fragment.get("id"), fragment.get("index"), function.get("name")
+        call = None
+        if call_id:
+            call = self.by_id.get(call_id)
+        elif index is not None and index in self.by_index:
+            known = self.by_index[index]
+            if not (name and known.name and (known.name != name or known.complete())):
+                call = known
+        elif self.calls and not name:
+            call = self.calls[-1]
+        if call is None:
+            for earlier in self.calls:  # a new call begins: the earlier ones are whole
+                earlier.closed = True
+            call = _Call(call_id, name)
+            self.calls.append(call)
+            if call_id:
+                self.by_id[call_id] = call
+            if index is not None:
+                self.by_index[index] = call
+        elif name and not call.name:
+            call.name = name
+        arguments = function.get("arguments")
+        if isinstance(arguments, dict):
+            arguments = json.dumps(arguments)
+        if isinstance(arguments, str) and arguments and call.args is None:
+            call.arguments += arguments
+
+    def ready_calls(self, close_all=False):
+        """functionCall parts for the calls now whole, in order (a later call waits for earlier ones)."""
+        parts = []
+        while self.emitted < len(self.calls):
+            call = self.calls[self.emitted]
+            if close_all:
+                call.closed = True
+            if not call.complete():
+                break
+            self.emitted += 1
+            part, problem = function_call_part(call.id, call.name, call.args if call.args is not None else call.arguments)
+            if part:
+                parts.append(part)
+            else:
+                self.problems.append(problem)
+        return parts
+
+
+class StreamTranslator:
+    """Feed it upstream chunks (parsed JSON); it returns the Gemini chunks to send now."""
+
+    def __init__(self, options, candidate_count=1):
+        self.options = options
+        self.expected = candidate_count
+        self.choices = {}
+        self.usage = None
+        self.model = None
+        self.response_id = None
+        self.finished = False
+
+    def translate(self, chunk):
+        if self.finished:
+            return []
+        if chunk.get("error"):
+            raise upstream_error(None, chunk)
+        if self.model is None and chunk.get("model"):
+            self.model = chunk["model"]
+        if self.response_id is None and chunk.get("id"):
+            self.response_id = str(chunk["id"])
+        if chunk.get("usage"):
+            self.usage = chunk["usage"]
+        out = []
+        for choice in chunk.get("choices") or ():
+            if isinstance(choice, dict):
+                parts = self._choice_parts(choice)
+                if parts:
+                    out.append(self._chunk([{"content": {"parts": parts, "role": "model"},
+                                             "index": choice.get("index") or 0}]))
+        finished = [state for state in self.choices.values() if state.finish]
+        if len(finished) >= self.expected and self.usage is not None:
+            out.append(self._final_chunk())
+        return out
+
+    def _choice_parts(self, choice):
+        index = choice.get("index") or 0
+        state = self.choices.setdefault(index, _Choice())
+        if state.finish:  # duplicate finish chunks, late deltas: already answered
+            return []
+        if choice.get("usage"):  # Moonshot puts usage inside the choice
+            self.usage = choice["usage"]
+        delta = choice.get("delta") or choice.get("message") or {}
+        parts = []
+        if self.options.include_thoughts:
+            thoughts = reasoning_text(delta)
+            if thoughts:
+                parts.append({"text": thoughts, "thought": True})
+        text = content_text(delta.get("content"))
+        if text:
+            if self.options.enum_answer:
+                state.enum_text.append(text)  # a few tokens; sent whole once the answer is complete
+            else:
+                parts.append({"text": text})
+        for fragment in delta.get("tool_calls") or ():
+            if isinstance(fragment, dict):
+                state.add_fragment(fragment)
+        reason = choice.get("finish_reason")
+        if reason == "error":
+            raise UpstreamError("The upstream reported an error while generating the answer.")
+        if reason:
+            state.finish = finish_reason(reason)
+        parts.extend(state.ready_calls(close_all=bool(reason)))
+        return parts
+
+    def done(self):
+        """The upstream sent [DONE]: choices still open ended cleanly."""
+        if self.finished:
+            return []
+        if not self.choices:
+            self.choices[0] = _Choice()
+        for state in self.choices.values():
+            state.finish = state.finish or "STOP"
+        return [self._final_chunk()]
+
+    def end_of_stream(self):
+        """The upstream closed the stream without [DONE]: fine after a finish, truncation otherwise."""
+        if self.finished:
+            return []
+        if self.choices and all(state.finish for state in self.choices.values()):
+            return [self._final_chunk()]
+        raise UpstreamError("The upstream stream ended before the answer was complete.")
+
+    def _final_chunk(self):
+        """The last chunk: finishReason and usage, with a part (the SDK's chat history drops a
+        streamed turn if any chunk has no parts)."""
+        self.finished = True
+        candidates = []
+        for index, state in sorted(self.choices.items()):
+            text = unwrap_enum("".join(state.enum_text)) if state.enum_text else ""
+            parts = state.ready_calls(close_all=True) + [{"text": text}]
+            candidate = {"content": {"parts": parts, "role": "model"}, "finishReason": state.finish, "index": index}
+            if state.problems:
+                candidate["finishReason"] = "MALFORMED_FUNCTION_CALL"
+                candidate["finishMessage"] = "; ".join(state.problems)
+            candidates.append(candidate)
+        return self._chunk(candidates, usage_metadata(self.usage))
+
+    def _chunk(self, candidates, usage=None):
+        chunk = {"candidates": candidates}
+        if usage:
+            chunk["usageMetadata"] = usage
+        chunk["modelVersion"] = self.model or self.options.model
+        if self.response_id:
+            chunk["responseId"] = self.response_id
+        return chunk

@@ -1,0 +1,72 @@
+"""Which Gemini method a request path names: ``[/prefix]/{version}/models[/{model}[:{action}]]``.
+
+The path is parsed from the raw request URI, before percent-decoding, so that an encoded slash or dot
+inside a model ID is seen for what it is and refused.
+"""
+
+import dataclasses
+import re
+from urllib.parse import urlsplit
+
+from .errors import InvalidArgument, MethodNotAllowed, NotFound
+
+# Any prefix (a Cloud Functions URL carries the function name), then the API version and collection.
+_PATH = re.compile(r"^(?:/[^/]*)*?/(?P<version>v1|v1beta|v1alpha)/models(?:/(?P<rest>.*))?$")
+# Letters, digits, '.', '_', '-'; optionally one '/'-separated owner part ("Qwen/Qwen3-8B").
+_MODEL_ID = re.compile(r"^[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)?$")
+
+# action -> the HTTP method it takes. Collection and resource reads have pseudo-action names.
+METHODS = {
+    "generateContent": "POST",
+    "streamGenerateContent": "POST",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Route:
+    version: str
+    model: str
+    action: str
+
+
+def raw_path(environ):
+    """The request path as the client sent it (still percent-encoded)."""
+    uri = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if not uri:
+        return environ.get("PATH_INFO") or "/"
+    if not uri.startswith("/"):  # absolute-form request line: "POST http://host/v1/... HTTP/1.1"
+        uri = urlsplit(uri).path or "/"
+    return uri.split("?", 1)[0]
+
+
+def parse_route(path, method):
+    """Route for ``path`` (raw, encoded) and ``method``; raises the Gemini error the path deserves."""
+    # Some HTTP stacks encode the verb separator; it is never part of a model ID.
+    match = _PATH.match(path.replace("%3A", ":").replace("%3a", ":"))
+    if match is None:
+        raise NotFound(f"No Gemini API method at {path}. Expected /{{v1|v1beta|v1alpha}}/models/{{model}}:{{action}}.")
+    version, rest = match["version"], match["rest"]
+    if not rest or ":" not in rest:
+        raise NotFound(f"No Gemini API method at {path}.")
+    model, _, action = rest.partition(":")
+    check_model_id(model)
+    if action not in METHODS:
+        raise NotFound(
+            f"Method models/{model}:{action} is not found for API version {version}. "
+            f"Supported: {', '.join(sorted(METHODS))}."
+        )
+    if method != METHODS[action]:
+        raise MethodNotAllowed(
+            f"{action} must be called with {METHODS[action]}, not {method}.",
+            headers={"Allow": METHODS[action]},
+        )
+    return Route(version, model, action)
+
+
+def check_model_id(model):
+    if not _MODEL_ID.match(model) or ".." in model or model.startswith(".") or "/." in model:
+        shown = model if len(model) <= 100 else model[:100] + "..."
+        raise InvalidArgument(
+            f"model: {shown!r} is not a valid model ID (letters, digits, '.', '_', '-', "
+            "optionally one '/'-separated owner part)."
+        )
