@@ -257,7 +257,7 @@ def standard_base64(data, path):
     try:
         if not text or len(text) % 4 or binascii.a2b_base64(text, strict_mode=True) is None:
             raise binascii.Error
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or characters outside ASCII
         raise InvalidArgument(f"{field_path(path)}: not valid base64 data") from None
     return text
 

@@ -24,7 +24,7 @@ def read_events(blocks):
         for line in lines:
             line = line.rstrip(b"\r\n")
             if not line:
-                if data:
+                if any(data):  # an empty "data:" frame is a keep-alive, not an event
                     yield event, b"\n".join(data)
                 data, event = [], "message"
                 continue
@@ -42,7 +42,7 @@ def read_events(blocks):
         if field in (b"data", b"error"):
             data.append(value)
             event = "error" if field == b"error" else event
-    if data:  # the stream ended without the blank line after its last event
+    if any(data):  # the stream ended without the blank line after its last event
         yield event, b"\n".join(data)
 
 

@@ -1,0 +1,402 @@
+"""Gemini request -> OpenAI request: pure, table-driven."""
+
+import base64
+
+import pytest
+
+from gemini_compat.errors import InvalidArgument
+from gemini_compat.request_translation import CallIds, chat_request, standard_base64
+from gemini_compat.validation import GENERATE_CONTENT
+
+
+def translate(body, stream=False):
+    request, options = chat_request(GENERATE_CONTENT.validate(body), "qwen-turbo", stream)
+    return request, options
+
+
+def user(*parts):
+    return {"role": "user", "parts": [p if isinstance(p, dict) else {"text": p} for p in parts]}
+
+
+def model(*parts):
+    return {"role": "model", "parts": [p if isinstance(p, dict) else {"text": p} for p in parts]}
+
+
+def call(name, args=None, id=None):
+    value = {"name": name, "args": args or {}}
+    if id:
+        value["id"] = id
+    return {"functionCall": value}
+
+
+def reply(name, response, id=None):
+    value = {"name": name, "response": response}
+    if id:
+        value["id"] = id
+    return {"functionResponse": value}
+
+
+MESSAGES = [
+    ("single user turn, no role", [{"parts": [{"text": "hi"}]}], [{"role": "user", "content": "hi"}]),
+    ("text parts of a user turn join with newlines", [user("a", "b")], [{"role": "user", "content": "a\nb"}]),
+    ("model becomes assistant", [user("q"), model("a"), user("q2")],
+     [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}, {"role": "user", "content": "q2"}]),
+    ("a streamed model turn (one content per chunk) is one assistant message, deltas joined as is",
+     [user("q"), model("Hel"), model("lo wor"), model("ld", ""), user("next")],
+     [{"role": "user", "content": "q"}, {"role": "assistant", "content": "Hello world"},
+      {"role": "user", "content": "next"}]),
+    ("consecutive user turns merge", [user("a"), user("b")], [{"role": "user", "content": "a\nb"}]),
+    ("thought parts are not answer text", [user("q"), model({"text": "hmm", "thought": True}, "a")],
+     [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]),
+    ("thoughtSignature is accepted and dropped",
+     [user("q"), model({"text": "a", "thoughtSignature": "c2ln"})],
+     [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]),
+    ("code execution history becomes text", [user("q"), model({"executableCode": {"language": "PYTHON", "code": "print(1)"}},
+                                                               {"codeExecutionResult": {"outcome": "OUTCOME_OK", "output": "1"}})],
+     [{"role": "user", "content": "q"},
+      {"role": "assistant", "content": "```python\nprint(1)\n```Code execution result (OUTCOME_OK):\n1"}]),
+]
+
+
+@pytest.mark.parametrize("name,contents,expected", MESSAGES, ids=[m[0] for m in MESSAGES])
+def test_messages(name, contents, expected):
+    request, _ = translate({"contents": contents})
+    assert request["messages"] == expected
+
+
+def test_system_instruction_is_a_leading_system_message_of_all_its_text():
+    request, _ = translate({"systemInstruction": {"role": "user", "parts": [{"text": "Be terse."}, {"text": "Be kind."}]},
+                            "contents": [user("hi")]})
+    assert request["messages"][0] == {"role": "system", "content": "Be terse.\nBe kind."}
+
+
+GENERATION_CONFIG = [
+    ({"temperature": 0.5}, {"temperature": 0.5}),
+    ({"topP": 0.9}, {"top_p": 0.9}),
+    ({"topK": 3.0}, {"top_k": 3}),
+    ({"maxOutputTokens": 10}, {"max_tokens": 10}),
+    ({"stopSequences": ["x", "y"]}, {"stop": ["x", "y"]}),
+    ({"stopSequences": []}, {}),
+    ({"candidateCount": 2}, {"n": 2}),
+    ({"seed": 7}, {"seed": 7}),
+    ({"presencePenalty": 0.1, "frequencyPenalty": -0.2}, {"presence_penalty": 0.1, "frequency_penalty": -0.2}),
+    ({"responseMimeType": "application/json"}, {"response_format": {"type": "json_object"}}),
+    ({"responseMimeType": "text/plain"}, {}),
+    ({"responseLogprobs": True, "logprobs": 3}, {"logprobs": True, "top_logprobs": 3}),
+    ({"responseLogprobs": True}, {"logprobs": True}),
+    ({"thinkingConfig": {"thinkingBudget": 0}}, {"reasoning_effort": "none"}),
+    ({"thinkingConfig": {"thinkingBudget": -1}}, {}),
+    ({"thinkingConfig": {"thinkingBudget": 1024}}, {"reasoning_effort": "low"}),
+    ({"thinkingConfig": {"thinkingBudget": 4096}}, {"reasoning_effort": "medium"}),
+    ({"thinkingConfig": {"thinkingBudget": 24576}}, {"reasoning_effort": "high"}),
+    ({"thinkingConfig": {"thinkingLevel": "MINIMAL"}}, {"reasoning_effort": "minimal"}),
+    ({"thinkingConfig": {"thinkingLevel": "HIGH", "includeThoughts": True}}, {"reasoning_effort": "high"}),
+    ({"thinkingConfig": {"includeThoughts": True}}, {}),
+    ({"mediaResolution": "MEDIA_RESOLUTION_LOW", "enableEnhancedCivicAnswers": True, "responseModalities": ["TEXT"]}, {}),
+]
+
+
+@pytest.mark.parametrize("config,expected", GENERATION_CONFIG)
+def test_generation_config(config, expected):
+    request, _ = translate({"contents": [user("hi")], "generationConfig": config})
+    assert {k: v for k, v in request.items() if k not in ("model", "messages")} == expected
+
+
+def test_only_stream_requests_ask_for_a_stream_with_usage():
+    assert "stream" not in translate({"contents": [user("hi")]})[0]
+    request, _ = translate({"contents": [user("hi")]}, stream=True)
+    assert request["stream"] is True and request["stream_options"] == {"include_usage": True}
+
+
+def test_include_thoughts_reaches_the_response_options():
+    assert translate({"contents": [user("hi")]})[1].include_thoughts is False
+    config = {"thinkingConfig": {"includeThoughts": True}}
+    assert translate({"contents": [user("hi")], "generationConfig": config})[1].include_thoughts is True
+
+
+REFUSED = [
+    ({"cachedContent": "cachedContents/x"}, "cachedContent"),
+    ({"generationConfig": {"logprobs": 2}}, "generationConfig.logprobs"),
+    ({"generationConfig": {"responseModalities": ["AUDIO"]}}, "generationConfig.responseModalities"),
+    ({"generationConfig": {"speechConfig": {}}}, "generationConfig.speechConfig"),
+    ({"generationConfig": {"responseMimeType": "text/csv"}}, "generationConfig.responseMimeType"),
+    ({"generationConfig": {"responseSchema": {"type": "STRING"}}}, "generationConfig.responseMimeType"),
+    ({"generationConfig": {"responseMimeType": "text/x.enum", "responseSchema": {"type": "STRING"}}},
+     "generationConfig.responseSchema"),
+    ({"generationConfig": {"thinkingConfig": {"thinkingBudget": 10, "thinkingLevel": "LOW"}}},
+     "generationConfig.thinkingConfig"),
+    ({"tools": [{"googleSearch": {}}]}, "tools[0].googleSearch"),
+    ({"tools": [{"functionDeclarations": [{"name": "f"}]}, {"codeExecution": {}}]}, "tools[1].codeExecution"),
+    ({"tools": [{"urlContext": {}}]}, "tools[0].urlContext"),
+    ({"systemInstruction": {"parts": [{"inlineData": {"mimeType": "image/png", "data": "AAAA"}}]}},
+     "systemInstruction.parts[0]"),
+]
+
+
+@pytest.mark.parametrize("extra,path", REFUSED)
+def test_refused_with_the_field_named(extra, path):
+    with pytest.raises(InvalidArgument) as caught:
+        translate({"contents": [user("hi")], **extra})
+    assert caught.value.message.startswith(path)
+
+
+# --- media -------------------------------------------------------------------------------------
+
+PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n\xfb\xff\xfe").decode()
+
+
+@pytest.mark.parametrize("data", [PNG, PNG.rstrip("="), PNG.replace("+", "-").replace("/", "_"), PNG[:10] + "\n" + PNG[10:]])
+def test_base64_is_normalised_to_standard_padded(data):
+    assert standard_base64(data, ["d"]) == PNG
+
+
+def test_url_safe_base64_from_the_python_sdk():
+    assert standard_base64("-__-", ["d"]) == "+//+"
+    assert standard_base64("-_8=", ["d"]) == "+/8="
+
+
+@pytest.mark.parametrize("data", ["@@@", "A", "", "AAAA=AAA", "é"])
+def test_invalid_base64_is_refused(data):
+    with pytest.raises(InvalidArgument) as caught:
+        standard_base64(data, ["contents", 0, "parts", 0, "inlineData", "data"])
+    assert caught.value.message.startswith("contents[0].parts[0].inlineData.data")
+
+
+MEDIA = [
+    ({"inlineData": {"mimeType": "image/png", "data": PNG}},
+     {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}}),
+    ({"inlineData": {"mimeType": "image/jpeg", "data": "-__-"}},
+     {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,+//+"}}),
+    ({"inlineData": {"mimeType": "audio/wav", "data": "AAAA"}},
+     {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}),
+    ({"inlineData": {"mimeType": "audio/mpeg", "data": "AAAA"}},
+     {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "mp3"}}),
+    ({"inlineData": {"mimeType": "application/pdf", "data": "JVBERg=="}},
+     {"type": "file", "file": {"filename": "file.pdf", "file_data": "data:application/pdf;base64,JVBERg=="}}),
+    ({"inlineData": {"mimeType": "application/pdf", "data": "JVBERg==", "displayName": "report.pdf"}},
+     {"type": "file", "file": {"filename": "report.pdf", "file_data": "data:application/pdf;base64,JVBERg=="}}),
+    ({"fileData": {"mimeType": "image/png", "fileUri": "https://example.com/cat"}},
+     {"type": "image_url", "image_url": {"url": "https://example.com/cat"}}),
+    ({"fileData": {"fileUri": "https://example.com/cat.jpg?x=1"}},
+     {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg?x=1"}}),
+]
+
+
+def test_text_documents_are_inlined_as_text():
+    data = base64.b64encode("héllo".encode()).decode()
+    request, _ = translate({"contents": [user("look", {"inlineData": {"mimeType": "text/plain", "data": data}})]})
+    assert request["messages"] == [{"role": "user", "content": "look\nhéllo"}]
+
+
+@pytest.mark.parametrize("part,expected", MEDIA)
+def test_media_parts(part, expected):
+    request, _ = translate({"contents": [user("look", part)]})
+    assert request["messages"] == [{"role": "user", "content": [{"type": "text", "text": "look"}, expected]}]
+
+
+def test_file_data_that_is_not_an_image_is_refused():
+    with pytest.raises(InvalidArgument) as caught:
+        translate({"contents": [user({"fileData": {"mimeType": "video/mp4", "fileUri": "https://x/v.mp4"}})]})
+    assert caught.value.message.startswith("contents[0].parts[0].fileData")
+
+
+def test_snake_case_media_from_the_python_sdk():
+    body = {"contents": [{"role": "user", "parts": [{"inline_data": {"mime_type": "image/png", "data": "-__-"}}]}]}
+    request, _ = translate(body)
+    assert request["messages"][0]["content"] == [{"type": "image_url", "image_url": {"url": "data:image/png;base64,+//+"}}]
+
+
+# --- function calling history ------------------------------------------------------------------
+
+def test_function_call_history_with_ids():
+    contents = [user("weather?"), model("Let me check.", call("get_weather", {"city": "Paris"}, id="c1")),
+                user(reply("get_weather", {"temp": 18}, id="c1"))]
+    request, _ = translate({"contents": contents})
+    assert request["messages"] == [
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": "Let me check.", "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": '{"temp": 18}'},
+    ]
+
+
+def test_parallel_calls_without_ids_match_first_in_first_out_by_name():
+    contents = [user("go"),
+                model(call("f", {"n": 1}), call("g", {}), call("f", {"n": 2})),
+                user(reply("f", {"r": 1}), reply("g", {"r": "g"}), reply("f", {"r": 2}))]
+    request, _ = translate({"contents": contents})
+    assistant, *tools = request["messages"][1:]
+    ids = [c["id"] for c in assistant["tool_calls"]]
+    assert len(set(ids)) == 3 and all(i.isalnum() and len(i) == 9 for i in ids)
+    assert assistant["content"] is None
+    assert [(t["tool_call_id"], t["content"]) for t in tools] == [
+        (ids[0], '{"r": 1}'), (ids[1], '{"r": "g"}'), (ids[2], '{"r": 2}')]
+
+
+def test_responses_in_another_order_match_by_id():
+    contents = [user("go"), model(call("f", id="a"), call("f", id="b")),
+                user(reply("f", {"x": "b"}, id="b"), reply("f", {"x": "a"}, id="a"))]
+    request, _ = translate({"contents": contents})
+    assert [(m["tool_call_id"], m["content"]) for m in request["messages"][2:]] == [("b", '{"x": "b"}'), ("a", '{"x": "a"}')]
+
+
+def test_synthesized_ids_are_unique_across_turns_and_never_collide_with_client_ids():
+    contents = [user("go"), model(call("f")), user(reply("f", {})),
+                model(call("f", id="call00002")), user(reply("f", {}, id="call00002")),
+                model(call("f")), user(reply("f", {}))]
+    request, _ = translate({"contents": contents})
+    ids = [c["id"] for m in request["messages"] if m["role"] == "assistant" for c in m["tool_calls"]]
+    assert len(ids) == len(set(ids)) == 3
+    answered = [m["tool_call_id"] for m in request["messages"] if m["role"] == "tool"]
+    assert answered == ids
+
+
+def test_tool_messages_come_before_text_of_the_same_turn():
+    contents = [user("go"), model(call("f")), user("and then?", reply("f", {"ok": True}))]
+    request, _ = translate({"contents": contents})
+    assert [m["role"] for m in request["messages"]] == ["user", "assistant", "tool", "user"]
+    assert request["messages"][3] == {"role": "user", "content": "and then?"}
+
+
+def test_function_role_turns_are_accepted():
+    contents = [user("go"), model(call("f")), {"role": "function", "parts": [reply("f", {"v": 1})]}]
+    request, _ = translate({"contents": contents})
+    assert request["messages"][2]["role"] == "tool"
+
+
+def test_a_response_without_a_call_is_refused():
+    with pytest.raises(InvalidArgument) as caught:
+        translate({"contents": [user("go"), user(reply("f", {}))]})
+    assert caught.value.message.startswith("contents[1].parts[0].functionResponse")
+
+
+def test_call_args_and_response_keys_are_never_rewritten():
+    args = {"user_id": 1, "nested": {"snake_key": [1, {"deep_key": None}]}}
+    contents = [{"role": "user", "parts": [{"text": "go"}]},
+                {"role": "model", "parts": [{"function_call": {"name": "f", "args": args}}]},
+                {"role": "user", "parts": [{"function_response": {"name": "f", "response": {"result_value": 2}, "will_continue": False}}]}]
+    request, _ = translate({"contents": contents})
+    assert request["messages"][1]["tool_calls"][0]["function"]["arguments"] == (
+        '{"user_id": 1, "nested": {"snake_key": [1, {"deep_key": null}]}}')
+    assert request["messages"][2]["content"] == '{"result_value": 2}'
+
+
+def test_reasoning_of_a_tool_call_turn_is_sent_back():
+    contents = [user("go"), model({"text": "I should call f", "thought": True}, call("f")), user(reply("f", {}))]
+    request, _ = translate({"contents": contents})
+    assert request["messages"][1]["reasoning_content"] == "I should call f"
+
+
+def test_call_ids_unit():
+    ids = CallIds([])
+    first, second = ids.for_call(None, "f"), ids.for_call("given", "f")
+    assert ids.for_response(None, "f", ["p"]) == first
+    assert ids.for_response("unknown", "f", ["p"]) == second
+    with pytest.raises(InvalidArgument):
+        ids.for_response(None, "f", ["p"])
+
+
+# --- tools -------------------------------------------------------------------------------------
+
+WEATHER = {"name": "get_weather", "description": "Weather in a city",
+           "parameters": {"type": "OBJECT", "properties": {"city": {"type": "STRING"}}, "required": ["city"]}}
+TIME = {"name": "get_time", "parametersJsonSchema": {"type": "object", "properties": {"tz": {"type": "string"}}}}
+
+
+def tools_of(tools, tool_config=None):
+    body = {"contents": [user("hi")], "tools": tools}
+    if tool_config:
+        body["toolConfig"] = tool_config
+    request, _ = translate(body)
+    return {k: v for k, v in request.items() if k in ("tools", "tool_choice")}
+
+
+def test_function_declarations_become_tools():
+    assert tools_of([{"functionDeclarations": [WEATHER, TIME, {"name": "ping"}]}]) == {"tools": [
+        {"type": "function", "function": {"name": "get_weather", "description": "Weather in a city", "parameters": {
+            "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}},
+        {"type": "function", "function": {"name": "get_time", "parameters": TIME["parametersJsonSchema"]}},
+        {"type": "function", "function": {"name": "ping", "parameters": {"type": "object", "properties": {}}}},
+    ]}
+
+
+def test_declarations_from_several_tool_objects_are_all_sent():
+    assert [t["function"]["name"] for t in tools_of([{"functionDeclarations": [WEATHER]},
+                                                     {"functionDeclarations": [TIME]}])["tools"]] == ["get_weather", "get_time"]
+
+
+TOOL_CHOICE = [
+    ({"mode": "AUTO"}, "auto", ["get_weather", "get_time"]),
+    ({"mode": "NONE"}, "none", ["get_weather", "get_time"]),
+    ({"mode": "ANY"}, "required", ["get_weather", "get_time"]),
+    ({"mode": "VALIDATED"}, "auto", ["get_weather", "get_time"]),
+    ({"mode": "ANY", "allowedFunctionNames": ["get_time"]},
+     {"type": "function", "function": {"name": "get_time"}}, ["get_time"]),
+    ({"mode": "ANY", "allowedFunctionNames": ["get_time", "get_weather"]}, "required", ["get_weather", "get_time"]),
+    ({}, None, ["get_weather", "get_time"]),
+]
+
+
+@pytest.mark.parametrize("calling,choice,names", TOOL_CHOICE)
+def test_function_calling_config(calling, choice, names):
+    result = tools_of([{"functionDeclarations": [WEATHER, TIME]}], {"functionCallingConfig": calling})
+    assert result.get("tool_choice") == choice
+    assert [t["function"]["name"] for t in result["tools"]] == names
+
+
+def test_allowed_names_must_be_declared():
+    with pytest.raises(InvalidArgument) as caught:
+        tools_of([{"functionDeclarations": [WEATHER]}], {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["nope"]}})
+    assert "allowedFunctionNames" in caught.value.message
+
+
+def test_no_declarations_sends_no_tools_and_no_tool_choice():
+    assert tools_of([], {"functionCallingConfig": {"mode": "ANY"}}) == {}
+    assert tools_of([{"functionDeclarations": []}]) == {}
+
+
+def test_parameters_and_parameters_json_schema_are_exclusive():
+    with pytest.raises(InvalidArgument) as caught:
+        tools_of([{"functionDeclarations": [{**WEATHER, "parametersJsonSchema": {}}]}])
+    assert caught.value.message.startswith("tools[0].functionDeclarations[0]")
+
+
+def test_snake_case_declarations_from_the_python_sdk():
+    body = {"contents": [user("hi")], "tools": [{"function_declarations": [
+        {"name": "f", "parameters_json_schema": {"type": "object", "properties": {"user_name": {"type": "string"}},
+                                                 "additionalProperties": False}}]}],
+            "tool_config": {"function_calling_config": {"mode": "ANY", "allowed_function_names": ["f"]}}}
+    request, _ = translate(body)
+    assert request["tools"][0]["function"]["parameters"] == {
+        "type": "object", "properties": {"user_name": {"type": "string"}}, "additionalProperties": False}
+    assert request["tool_choice"] == {"type": "function", "function": {"name": "f"}}
+
+
+# --- structured output -------------------------------------------------------------------------
+
+def test_response_schema_becomes_json_schema_format():
+    config = {"responseMimeType": "application/json", "response_schema": {
+        "type": "OBJECT", "properties": {"b": {"type": "INTEGER"}, "a": {"type": "STRING", "nullable": True}},
+        "property_ordering": ["a", "b"], "required": ["a"]}}
+    request, options = translate({"contents": [user("hi")], "generationConfig": config})
+    schema = request["response_format"]["json_schema"]["schema"]
+    assert request["response_format"]["type"] == "json_schema"
+    assert schema == {"type": "object", "required": ["a"],
+                      "properties": {"a": {"type": ["string", "null"]}, "b": {"type": "integer"}}}
+    assert list(schema["properties"]) == ["a", "b"]
+    assert options.enum_answer is False
+
+
+@pytest.mark.parametrize("key", ["responseJsonSchema", "response_json_schema", "_responseJsonSchema"])
+def test_response_json_schema_is_passed_through(key):
+    schema = {"type": "object", "properties": {"user_name": {"type": "string", "const": "x"}}, "$defs": {}}
+    config = {"responseMimeType": "application/json", key: schema}
+    request, _ = translate({"contents": [user("hi")], "generationConfig": config})
+    assert request["response_format"] == {"type": "json_schema", "json_schema": {"name": "response", "schema": schema}}
+
+
+def test_text_enum_is_constrained_through_a_wrapper_and_flagged_for_unwrapping():
+    config = {"responseMimeType": "text/x.enum", "responseSchema": {"type": "STRING", "enum": ["pos", "neg"]}}
+    request, options = translate({"contents": [user("hi")], "generationConfig": config})
+    assert request["response_format"]["json_schema"]["schema"]["properties"]["value"]["enum"] == ["pos", "neg"]
+    assert options.enum_answer is True

@@ -1,0 +1,359 @@
+"""OpenAI answers -> Gemini responses, whole and streamed: pure, table-driven."""
+
+import json
+
+import pytest
+
+from fake_upstream import chunk, completion, tool_call, usage
+from gemini_compat.errors import GeminiError, UpstreamError
+from gemini_compat.request_translation import ResponseOptions
+from gemini_compat.response_translation import (
+    StreamTranslator, gemini_response, parse_arguments, upstream_error, usage_metadata)
+
+OPTIONS = ResponseOptions(model="requested-model")
+THOUGHTFUL = ResponseOptions(model="m", include_thoughts=True)
+
+
+@pytest.mark.parametrize("finish,expected", [
+    ("stop", "STOP"), ("length", "MAX_TOKENS"), ("content_filter", "SAFETY"), ("tool_calls", "STOP"),
+    ("function_call", "STOP"), ("abort", "OTHER"), ("repetition", "OTHER"), ("error", "OTHER"), (None, "STOP"),
+])
+def test_finish_reasons(finish, expected):
+    assert gemini_response(completion("x", finish=finish), OPTIONS)["candidates"][0]["finishReason"] == expected
+
+
+def test_text_answer():
+    assert gemini_response(completion("Hi!"), OPTIONS) == {
+        "candidates": [{"content": {"parts": [{"text": "Hi!"}], "role": "model"}, "finishReason": "STOP", "index": 0}],
+        "usageMetadata": {"promptTokenCount": 5, "candidatesTokenCount": 7, "totalTokenCount": 12},
+        "modelVersion": "qwen-turbo",
+        "responseId": "chatcmpl-test123",
+    }
+
+
+def test_model_version_falls_back_to_the_requested_model():
+    answer = completion("x")
+    del answer["model"], answer["id"]
+    response = gemini_response(answer, OPTIONS)
+    assert response["modelVersion"] == "requested-model" and "responseId" not in response
+
+
+def test_empty_content_still_has_a_part():
+    assert gemini_response(completion(None), OPTIONS)["candidates"][0]["content"]["parts"] == [{"text": ""}]
+
+
+def test_content_given_as_a_list_of_parts():
+    answer = completion([{"type": "text", "text": "a"}, {"type": "text", "text": "b"}])
+    assert gemini_response(answer, OPTIONS)["candidates"][0]["content"]["parts"] == [{"text": "ab"}]
+
+
+@pytest.mark.parametrize("usage_in,expected", [
+    (usage(10, 20), {"promptTokenCount": 10, "candidatesTokenCount": 20, "totalTokenCount": 30}),
+    (usage(10, 20, reasoning=15), {"promptTokenCount": 10, "candidatesTokenCount": 5, "totalTokenCount": 30,
+                                   "thoughtsTokenCount": 15}),
+    (usage(10, 20, cached=8), {"promptTokenCount": 10, "candidatesTokenCount": 20, "totalTokenCount": 30,
+                               "cachedContentTokenCount": 8}),
+    ({"prompt_tokens": 3, "completion_tokens": 4, "prompt_cache_hit_tokens": 2},
+     {"promptTokenCount": 3, "candidatesTokenCount": 4, "totalTokenCount": 7, "cachedContentTokenCount": 2}),
+    ({"prompt_tokens": "x", "completion_tokens": None}, {"promptTokenCount": 0, "candidatesTokenCount": 0, "totalTokenCount": 0}),
+    (None, None),
+])
+def test_usage(usage_in, expected):
+    assert usage_metadata(usage_in) == expected
+
+
+def test_several_choices_are_several_candidates():
+    answer = completion("a")
+    answer["choices"].append({"index": 1, "message": {"role": "assistant", "content": "b"}, "finish_reason": "length"})
+    candidates = gemini_response(answer, OPTIONS)["candidates"]
+    assert [(c["index"], c["content"]["parts"][0]["text"], c["finishReason"]) for c in candidates] == [
+        (0, "a", "STOP"), (1, "b", "MAX_TOKENS")]
+
+
+@pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
+def test_reasoning_becomes_thought_parts_when_asked(field):
+    answer = completion("42", **{field: "Let me think."})
+    assert gemini_response(answer, THOUGHTFUL)["candidates"][0]["content"]["parts"] == [
+        {"text": "Let me think.", "thought": True}, {"text": "42"}]
+    assert gemini_response(answer, OPTIONS)["candidates"][0]["content"]["parts"] == [{"text": "42"}]
+
+
+def test_reasoning_details_from_openrouter():
+    answer = completion("42", reasoning_details=[{"type": "reasoning.text", "text": "Step 1."},
+                                                 {"type": "reasoning.encrypted", "data": "xx"}])
+    assert gemini_response(answer, THOUGHTFUL)["candidates"][0]["content"]["parts"][0] == {"text": "Step 1.", "thought": True}
+
+
+def test_tool_calls_become_function_call_parts_after_the_text():
+    answer = completion("Checking.", finish="tool_calls", tool_calls=[
+        tool_call("get_weather", {"city": "Paris"}, "call_1"), tool_call("get_time", "", "call_2")])
+    candidate = gemini_response(answer, OPTIONS)["candidates"][0]
+    assert candidate["content"]["parts"] == [
+        {"text": "Checking."},
+        {"functionCall": {"id": "call_1", "name": "get_weather", "args": {"city": "Paris"}}},
+        {"functionCall": {"id": "call_2", "name": "get_time", "args": {}}},
+    ]
+    assert candidate["finishReason"] == "STOP"
+
+
+@pytest.mark.parametrize("arguments,expected", [
+    ('{"a": 1}', {"a": 1}), ("", {}), ("  ", {}), (None, {}), ({"a": 1}, {"a": 1}),
+    (json.dumps('{"a": 1}'), {"a": 1}), ("[1]", None), ('{"a": ', None), ("nope", None), ("1", None),
+])
+def test_parse_arguments(arguments, expected):
+    assert parse_arguments(arguments) == expected
+
+
+def test_malformed_arguments_are_reported_as_gemini_does():
+    answer = completion(None, finish="tool_calls", tool_calls=[tool_call("f", '{"a": ', "c1")])
+    candidate = gemini_response(answer, OPTIONS)["candidates"][0]
+    assert candidate["finishReason"] == "MALFORMED_FUNCTION_CALL"
+    assert "f" in candidate["finishMessage"] and '{"a": ' in candidate["finishMessage"]
+    assert candidate["content"]["parts"] == [{"text": ""}]
+
+
+def test_text_enum_answers_are_unwrapped():
+    options = ResponseOptions(model="m", enum_answer=True)
+    assert gemini_response(completion('{"value": "neg"}'), options)["candidates"][0]["content"]["parts"] == [{"text": "neg"}]
+
+
+def test_logprobs():
+    answer = completion("ab")
+    answer["choices"][0]["logprobs"] = {"content": [
+        {"token": "a", "logprob": -0.5, "top_logprobs": [{"token": "a", "logprob": -0.5}, {"token": "b", "logprob": -1.5}]},
+        {"token": "b", "logprob": -1.5, "top_logprobs": [{"token": "b", "logprob": -1.5}]},
+    ]}
+    candidate = gemini_response(answer, OPTIONS)["candidates"][0]
+    assert candidate["avgLogprobs"] == -1.0
+    assert candidate["logprobsResult"] == {
+        "chosenCandidates": [{"token": "a", "logProbability": -0.5}, {"token": "b", "logProbability": -1.5}],
+        "logProbabilitySum": -2.0,
+        "topCandidates": [
+            {"candidates": [{"token": "a", "logProbability": -0.5}, {"token": "b", "logProbability": -1.5}]},
+            {"candidates": [{"token": "b", "logProbability": -1.5}]}],
+    }
+
+
+def test_no_choices_is_a_blocked_prompt():
+    answer = completion("x")
+    answer["choices"] = []
+    response = gemini_response(answer, OPTIONS)
+    assert response["candidates"] == [] and response["promptFeedback"] == {"blockReason": "OTHER"}
+
+
+@pytest.mark.parametrize("answer", [[], "x", {"object": "chat.completion"}, {"choices": "nope"}])
+def test_answers_that_are_not_completions(answer):
+    with pytest.raises(UpstreamError):
+        gemini_response(answer, OPTIONS)
+
+
+# --- upstream error bodies ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("status,payload,message,code,status_name", [
+    (429, {"error": {"message": "Quota!", "type": "insufficient_quota", "param": None, "code": "insufficient_quota"}},
+     "Quota!", 429, "RESOURCE_EXHAUSTED"),
+    (400, {"object": "error", "message": "Too long", "type": "BadRequestError", "code": 400}, "Too long", 400,
+     "INVALID_ARGUMENT"),
+    (401, {"error": "bad key"}, "bad key", 401, "UNAUTHENTICATED"),
+    (404, {"detail": "Not Found"}, "Not Found", 404, "NOT_FOUND"),
+    (400, {"error": {"code": 400, "message": "Provider returned error", "metadata": {"raw": "ERROR"}}},
+     "Provider returned error: ERROR", 400, "INVALID_ARGUMENT"),
+    (503, "Loading model", "Loading model", 503, "UNAVAILABLE"),
+    (402, {"error": {"message": "Insufficient credits"}}, "Insufficient credits", 402, "FAILED_PRECONDITION"),
+    (500, "", "INTERNAL", 500, "INTERNAL"),
+    (None, {"error": {"message": "boom", "type": "InternalServerError", "code": 500}}, "boom", 500, "INTERNAL"),
+    (None, {"error": {"message": "lost", "code": "502"}}, "lost", 502, "UNAVAILABLE"),
+    (None, {"error": {"message": "server had an error", "type": "server_error"}}, "server had an error", 502, "UNAVAILABLE"),
+    (None, {"error": {"code": "server_error", "message": "Provider disconnected"}}, "Provider disconnected", 502,
+     "UNAVAILABLE"),
+])
+def test_upstream_error_shapes(status, payload, message, code, status_name):
+    error = upstream_error(status, payload)
+    assert isinstance(error, GeminiError)
+    assert (error.code, error.status) == (code, status_name)
+    assert message in error.message
+    assert list(error.body()) == ["error"] and list(error.body()["error"])[:3] == ["code", "message", "status"]
+
+
+def test_retry_after_is_passed_on_with_retry_info():
+    error = upstream_error(429, {"error": {"message": "slow down"}}, {"Retry-After": "7"})
+    assert error.headers == {"Retry-After": "7"}
+    assert error.body()["error"]["details"] == [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "7s"}]
+
+
+# --- streams -----------------------------------------------------------------------------------
+
+def run(chunks, options=OPTIONS, done=True, candidate_count=1):
+    """All Gemini chunks for a list of upstream chunks (then [DONE] or EOF)."""
+    translator = StreamTranslator(options, candidate_count)
+    out = []
+    for item in chunks:
+        out.extend(translator.translate(item))
+    out.extend(translator.done() if done else translator.end_of_stream())
+    return out
+
+
+def texts(out):
+    return [p.get("text") for c in out for cand in c["candidates"] for p in cand["content"]["parts"] if "text" in p]
+
+
+def calls(out):
+    return [p["functionCall"] for c in out for cand in c["candidates"] for p in cand["content"]["parts"]
+            if "functionCall" in p]
+
+
+def last(out):
+    return out[-1]["candidates"][0]
+
+
+def test_text_deltas_then_a_final_chunk_with_finish_and_usage():
+    out = run([chunk({"role": "assistant", "content": ""}), chunk({"content": "Hel"}), chunk({"content": "lo"}),
+               chunk({}, finish="stop"), chunk(choices=[], usage_=usage(3, 2))])
+    assert texts(out) == ["Hel", "lo", ""]
+    assert "finishReason" not in out[0]["candidates"][0]
+    assert last(out)["finishReason"] == "STOP"
+    assert out[-1]["usageMetadata"] == {"promptTokenCount": 3, "candidatesTokenCount": 2, "totalTokenCount": 5}
+    assert all(c["modelVersion"] == "qwen-turbo" and c["responseId"] == "chatcmpl-stream1" for c in out)
+
+
+def test_each_chunk_leaves_as_soon_as_its_upstream_chunk_arrives():
+    translator = StreamTranslator(OPTIONS)
+    assert translator.translate(chunk({"role": "assistant"})) == []
+    assert texts(translator.translate(chunk({"content": "a"}))) == ["a"]
+    assert translator.translate(chunk({}, finish="stop")) == []  # waits only for the usage
+    final = translator.translate(chunk(choices=[], usage_=usage()))
+    assert last(final)["finishReason"] == "STOP" and translator.finished
+
+
+def test_content_and_finish_in_one_chunk_and_usage_in_the_same_chunk():
+    out = run([chunk({"content": "all"}, finish="length", usage_=usage())], done=False)
+    assert texts(out) == ["all", ""] and last(out)["finishReason"] == "MAX_TOKENS"
+
+
+def test_usage_inside_the_choice_moonshot():
+    item = chunk({}, finish="stop")
+    item["choices"][0]["usage"] = usage(1, 1)
+    out = run([chunk({"content": "x"}), item], done=False)
+    assert out[-1]["usageMetadata"]["totalTokenCount"] == 2
+
+
+def test_duplicate_finish_chunks_answer_once():
+    out = run([chunk({"content": "x"}), chunk({"content": ""}, finish="tool_calls"), chunk({"content": ""}, finish="tool_calls")])
+    assert sum("finishReason" in c["candidates"][0] for c in out) == 1
+
+
+def test_empty_choices_first_chunk_azure():
+    out = run([{"id": "", "choices": [], "created": 0, "prompt_filter_results": []}, chunk({"content": "x"}),
+               chunk({}, finish="stop")])
+    assert texts(out) == ["x", ""] and out[0]["responseId"] == "chatcmpl-stream1"
+
+
+def test_no_done_after_a_finish_is_fine_but_no_finish_is_truncation():
+    assert last(run([chunk({"content": "x"}), chunk({}, finish="stop")], done=False))["finishReason"] == "STOP"
+    with pytest.raises(UpstreamError):
+        run([chunk({"content": "x"})], done=False)
+
+
+def test_done_without_a_finish_reason_is_a_clean_stop():
+    assert last(run([chunk({"content": "x"})]))["finishReason"] == "STOP"
+
+
+@pytest.mark.parametrize("item", [
+    {"error": {"message": "boom", "type": "server_error"}},
+    {"id": "x", "error": {"code": "server_error", "message": "Provider disconnected"},
+     "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}]},
+    chunk({}, finish="error"),
+])
+def test_errors_inside_the_stream_raise(item):
+    with pytest.raises(GeminiError):
+        run([chunk({"content": "x"}), item])
+
+
+def test_thoughts_stream_before_the_answer():
+    out = run([chunk({"reasoning_content": "Hmm"}), chunk({"reasoning": " ok"}), chunk({"content": "42"}),
+               chunk({}, finish="stop")], options=THOUGHTFUL)
+    parts = [p for c in out for p in c["candidates"][0]["content"]["parts"]]
+    assert parts[:3] == [{"text": "Hmm", "thought": True}, {"text": " ok", "thought": True}, {"text": "42"}]
+    assert texts(run([chunk({"reasoning_content": "Hmm"}), chunk({"content": "42"})])) == ["42", ""]
+
+
+def test_text_enum_streams_are_unwrapped_at_the_end():
+    out = run([chunk({"content": '{"val'}), chunk({"content": 'ue": "pos"}'}), chunk({}, finish="stop")],
+              options=ResponseOptions(model="m", enum_answer=True))
+    assert texts(out) == ["pos"]
+
+
+def test_several_candidates_finish_together():
+    out = run([chunk({"content": "a"}, index=0), chunk({"content": "b"}, index=1), chunk({}, finish="stop", index=0),
+               chunk({}, finish="length", index=1), chunk(choices=[], usage_=usage())], done=False, candidate_count=2)
+    assert [(c["index"], c["finishReason"]) for c in out[-1]["candidates"]] == [(0, "STOP"), (1, "MAX_TOKENS")]
+
+
+# Tool-call delta shapes (quirks reference §2.4 and §5).
+
+def frag(index=None, id=None, name=None, arguments=None):
+    call = {}
+    if index is not None:
+        call["index"] = index
+    if id is not None:
+        call["id"], call["type"] = id, "function"
+    function = {}
+    if name is not None:
+        function["name"] = name
+    if arguments is not None:
+        function["arguments"] = arguments
+    call["function"] = function
+    return chunk({"tool_calls": [call]})
+
+
+FINISH = [chunk({}, finish="tool_calls"), chunk(choices=[], usage_=usage())]
+PARIS = {"id": "c1", "name": "weather", "args": {"city": "Paris"}}
+NOW = {"id": "c2", "name": "time", "args": {"tz": "UTC"}}
+
+TOOL_STREAMS = [
+    ("openai fragments, two parallel calls",
+     [frag(0, "c1", "weather", ""), frag(0, arguments='{"ci'), frag(0, arguments='ty": "Paris"}'),
+      frag(1, "c2", "time", ""), frag(1, arguments='{"tz": "UTC"}')], [PARIS, NOW]),
+    ("role and first fragment in one chunk",
+     [chunk({"role": "assistant", "content": None, "tool_calls": [
+         {"index": 0, "id": "c1", "type": "function", "function": {"name": "weather", "arguments": ""}}]}),
+      frag(0, arguments='{"city": "Paris"}')], [PARIS]),
+    ("whole arguments in one chunk (ollama), content empty",
+     [chunk({"role": "assistant", "content": "", "tool_calls": [
+         {"id": "c1", "index": 0, "type": "function", "function": {"name": "weather", "arguments": '{"city": "Paris"}'}}]})],
+     [PARIS]),
+    ("missing index: id starts a call, id-less fragments continue it",
+     [frag(None, "c1", "weather", '{"city"'), frag(None, arguments=': "Paris"}'),
+      frag(None, "c2", "time", '{"tz": '), frag(None, arguments='"UTC"}')], [PARIS, NOW]),
+    ("same index for every parallel call, with ids",
+     [frag(0, "c1", "weather", '{"city": "Paris"}'), frag(0, "c2", "time", '{"tz"'), frag(0, arguments=': "UTC"}')],
+     [PARIS, NOW]),
+    ("same index for every call, no ids, whole arguments",
+     [frag(0, None, "weather", '{"city": "Paris"}'), frag(0, None, "time", '{"tz": "UTC"}')],
+     [{"name": "weather", "args": {"city": "Paris"}}, {"name": "time", "args": {"tz": "UTC"}}]),
+    ("empty arguments mean no arguments",
+     [frag(0, "c1", "ping", "")], [{"id": "c1", "name": "ping", "args": {}}]),
+    ("arguments given as an object",
+     [frag(0, "c1", "weather", {"city": "Paris"})], [PARIS]),
+]
+
+
+@pytest.mark.parametrize("name,deltas,expected", TOOL_STREAMS, ids=[t[0] for t in TOOL_STREAMS])
+def test_tool_call_delta_shapes(name, deltas, expected):
+    out = run(deltas + FINISH, done=False)
+    assert calls(out) == expected
+    assert last(out)["finishReason"] == "STOP"
+
+
+def test_a_call_is_sent_as_soon_as_it_is_complete():
+    translator = StreamTranslator(OPTIONS)
+    assert translator.translate(frag(0, "c1", "weather", '{"city": ')) == []
+    assert calls(translator.translate(frag(0, arguments='"Paris"}'))) == [PARIS]
+    assert translator.translate(frag(1, "c2", "time", '{"tz": ')) == []
+    assert calls(translator.translate(frag(1, arguments='"UTC"}'))) == [NOW]
+
+
+def test_malformed_streamed_arguments():
+    out = run([frag(0, "c1", "weather", '{"city": ')] + FINISH, done=False)
+    assert calls(out) == [] and last(out)["finishReason"] == "MALFORMED_FUNCTION_CALL"
+    assert "weather" in last(out)["finishMessage"]
