@@ -1,5 +1,12 @@
-"""Who the caller is: the API key, from wherever a Gemini client puts it."""
+"""Who may call, and with which key the upstream is called.
 
+Pass-through mode (the default): the caller's own key goes upstream. Team mode (UPSTREAM_API_KEY set):
+the function's key goes upstream, and callers prove they belong to the team with an access key; the
+caller's key never leaves the function.
+"""
+
+import hashlib
+import hmac
 import re
 
 from .errors import InvalidArgument, PermissionDenied
@@ -11,6 +18,23 @@ MISSING_KEY = (
     "Method doesn't allow unregistered callers. Pass an API key in the x-goog-api-key header, "
     "the key query parameter, or an Authorization: Bearer header."
 )
+NO_ACCESS_KEYS = (
+    "This endpoint holds an upstream key but no ACCESS_KEYS, so it refuses every request. "
+    "Set ACCESS_KEYS, or ALLOW_UNAUTHENTICATED=true for a service protected by IAM."
+)
+
+
+def upstream_key(settings, headers, args):
+    """The key to call the upstream with, once the caller is let in; raises the Gemini error otherwise."""
+    if not settings.team_mode:
+        return caller_key(headers, args)
+    if settings.access_key_digests:
+        if not is_access_key(caller_key(headers, args), settings.access_key_digests):
+            raise invalid_key()
+        return settings.upstream_api_key
+    if settings.allow_unauthenticated:
+        return settings.upstream_api_key
+    raise PermissionDenied(NO_ACCESS_KEYS)
 
 
 def caller_key(headers, args):
@@ -25,5 +49,23 @@ def caller_key(headers, args):
         # The real API answers a missing key with 403 PERMISSION_DENIED; so do we.
         raise PermissionDenied(MISSING_KEY)
     if not _KEY.match(key):
-        raise InvalidArgument("API key not valid. Please pass a valid API key.")
+        raise invalid_key()
     return key
+
+
+def is_access_key(key, digests):
+    """Whether ``key`` is one of the team's keys; compares against every digest, in constant time."""
+    presented = hashlib.sha256(key.encode()).digest()
+    found = False
+    for digest in digests:
+        found |= hmac.compare_digest(presented, digest)
+    return found
+
+
+def invalid_key():
+    # What the real API answers for a wrong key: 400 with reason API_KEY_INVALID.
+    return InvalidArgument(
+        "API key not valid. Please pass a valid API key.",
+        details=[{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
+                  "domain": "googleapis.com"}],
+    )

@@ -1,10 +1,23 @@
-"""Configuration, read from the environment once when the function starts."""
+"""Configuration, read from the environment once when the function starts.
+
+A bad value stops the function at start with a message naming the variable: a misconfigured
+endpoint must fail its deploy, not answer wrongly.
+"""
 
 import dataclasses
+import hashlib
 import os
+import re
+
+from .routing import is_model_id
 
 DEFAULT_UPSTREAM_BASE_URL = "https://nexusflow.vip/v1"
 DEFAULT_UPSTREAM_TIMEOUT = 120.0
+DEFAULT_UPSTREAM_RETRIES = 2
+# Gemini's limit for a request with inline data is 20 MB.
+DEFAULT_MAX_REQUEST_BYTES = 20 * 1024 * 1024
+
+_HEX_DIGEST = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
 class ConfigError(ValueError):
@@ -16,31 +29,93 @@ class Settings:
     upstream_base_url: str = DEFAULT_UPSTREAM_BASE_URL
     # Seconds for connecting and for each read: a stream may last minutes, but never a silent minute.
     upstream_timeout: float = DEFAULT_UPSTREAM_TIMEOUT
+    upstream_retries: int = DEFAULT_UPSTREAM_RETRIES
+    # Team mode: the function's own upstream key; callers then present one of the access keys.
+    upstream_api_key: str = ""
+    access_key_digests: tuple = ()
+    allow_unauthenticated: bool = False
+    model_aliases: dict = dataclasses.field(default_factory=dict)
+    allowed_models: frozenset = frozenset()
+    cors_origins: tuple = ()
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    gcp_project: str = ""
 
     @property
     def chat_completions_url(self):
         return self.upstream_base_url + "/chat/completions"
 
+    @property
+    def team_mode(self):
+        return bool(self.upstream_api_key)
+
     @classmethod
     def from_env(cls, environ=None):
         env = os.environ if environ is None else environ
-        base_url = env.get("UPSTREAM_BASE_URL", "").strip() or DEFAULT_UPSTREAM_BASE_URL
+        base_url = _text(env, "UPSTREAM_BASE_URL") or DEFAULT_UPSTREAM_BASE_URL
         if not base_url.startswith(("http://", "https://")):
             raise ConfigError(f"UPSTREAM_BASE_URL must be an http(s) URL, got {base_url!r}")
+        upstream_api_key = _text(env, "UPSTREAM_API_KEY")
+        access_keys = _list(env, "ACCESS_KEYS")
+        if access_keys and not upstream_api_key:
+            raise ConfigError("ACCESS_KEYS needs UPSTREAM_API_KEY: without it callers' keys go upstream as they are")
         return cls(
             upstream_base_url=base_url.rstrip("/"),
-            upstream_timeout=_positive_float(env, "UPSTREAM_TIMEOUT", DEFAULT_UPSTREAM_TIMEOUT),
+            upstream_timeout=_number(env, "UPSTREAM_TIMEOUT", DEFAULT_UPSTREAM_TIMEOUT, float, minimum=0.001),
+            upstream_retries=_number(env, "UPSTREAM_RETRIES", DEFAULT_UPSTREAM_RETRIES, int, minimum=0),
+            upstream_api_key=upstream_api_key,
+            access_key_digests=tuple(access_key_digest(entry) for entry in access_keys),
+            allow_unauthenticated=_flag(env, "ALLOW_UNAUTHENTICATED"),
+            model_aliases=_aliases(env),
+            allowed_models=frozenset(_list(env, "ALLOWED_MODELS")),
+            cors_origins=tuple(origin.rstrip("/") for origin in _list(env, "CORS_ORIGINS")),
+            max_request_bytes=_number(env, "MAX_REQUEST_BYTES", DEFAULT_MAX_REQUEST_BYTES, int, minimum=1),
+            gcp_project=_text(env, "GOOGLE_CLOUD_PROJECT") or _text(env, "GCP_PROJECT"),
         )
 
 
-def _positive_float(env, name, default):
-    raw = env.get(name, "").strip()
+def access_key_digest(entry):
+    """The SHA-256 digest an ACCESS_KEYS entry stands for: the entry itself when it is one
+    (64 hex characters, optionally written ``sha256:<hex>``), else the digest of the plaintext key.
+    A digest is never accepted as a key, so the configuration does not give the keys away."""
+    hex_digest = entry[len("sha256:"):] if entry.startswith("sha256:") else entry
+    if _HEX_DIGEST.match(hex_digest):
+        return bytes.fromhex(hex_digest)
+    return hashlib.sha256(entry.encode()).digest()
+
+
+def _text(env, name):
+    return env.get(name, "").strip()
+
+
+def _list(env, name):
+    return [item.strip() for item in _text(env, name).split(",") if item.strip()]
+
+
+def _flag(env, name):
+    value = _text(env, name).lower()
+    if value not in ("", "true", "false", "1", "0", "yes", "no"):
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+    return value in ("true", "1", "yes")
+
+
+def _number(env, name, default, kind, minimum):
+    raw = _text(env, name)
     if not raw:
         return default
     try:
-        value = float(raw)
+        value = kind(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be positive, got {raw!r}")
+        raise ConfigError(f"{name} must be a {kind.__name__} number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {raw!r}")
     return value
+
+
+def _aliases(env):
+    aliases = {}
+    for item in _list(env, "MODEL_ALIASES"):
+        name, equals, target = (part.strip() for part in item.partition("="))
+        if not equals or not is_model_id(name) or not is_model_id(target):
+            raise ConfigError(f"MODEL_ALIASES entries are name=model-id, got {item!r}")
+        aliases[name] = target
+    return aliases

@@ -33,17 +33,20 @@ def status_for(code):
 
 
 class GeminiError(Exception):
-    """An error to report to the client in the Gemini envelope."""
+    """An error to report to the client in the Gemini envelope. ``retryable`` marks upstream
+    failures worth another attempt (before any byte of the answer has reached the client)."""
 
     code = 500
 
-    def __init__(self, message, code=None, headers=None, details=None):
+    def __init__(self, message, code=None, headers=None, details=None, retryable=False, from_upstream=False):
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
         self.headers = headers or {}
         self.details = details
+        self.retryable = retryable
+        self.from_upstream = from_upstream
 
     @property
     def status(self):

@@ -1,21 +1,22 @@
 """The HTTP edge: a Flask request in, a Flask response out. Everything else is called from here."""
 
 import json
-import logging
+import traceback
 
 import flask
 
 from . import auth, routing
-from .errors import GeminiError, InvalidArgument, UpstreamError
+from .errors import GeminiError, InvalidArgument, PayloadTooLarge, PermissionDenied, UpstreamError
+from .logs import RequestLog, emit
+from .models import upstream_model
 from .request_translation import chat_request
 from .response_translation import StreamTranslator, gemini_response, upstream_error
 from .sse import dumps, read_events, sse_event
 from .upstream import Upstream, read_blocks
 from .validation import GENERATE_CONTENT
 
-log = logging.getLogger("gemini_compat")
-
 JSON = "application/json; charset=utf-8"
+CORS_ALLOWED_HEADERS = "authorization, content-type, x-goog-api-key, x-goog-api-client, x-server-timeout"
 
 
 class Gateway:
@@ -26,40 +27,64 @@ class Gateway:
         self.upstream = Upstream(settings)
 
     def handle(self, request):
+        log = RequestLog(request, self.settings.gcp_project)
+        response = self._respond(request, log)
+        if self.settings.cors_origins:
+            _add_cors_headers(response, request, self.settings.cors_origins)
+        if not response.is_streamed or response.status_code != 200:
+            log.write(response.status_code, getattr(response, "error", None))
+        return response
+
+    def _respond(self, request, log):
         try:
+            if request.method == "OPTIONS" and self.settings.cors_origins:
+                return preflight_response(request, self.settings.cors_origins)
             route = routing.parse_route(routing.raw_path(request.environ), request.method)
-            key = auth.caller_key(request.headers, request.args)
-            body = GENERATE_CONTENT.validate(json_body(request))
+            log.fields["model"] = route.model
+            key = auth.upstream_key(self.settings, request.headers, request.args)
+            model = upstream_model(self.settings, route)
+            body = GENERATE_CONTENT.validate(json_body(request, self.settings.max_request_bytes))
             if route.action == "streamGenerateContent":
-                return self.stream(route, key, body, sse=request.args.get("alt") == "sse")
-            return self.generate(route, key, body)
+                return self.stream(model, key, body, request.args.get("alt") == "sse", log)
+            return self.generate(model, key, body, log)
         except GeminiError as error:
             return error_response(error)
         except RecursionError:
             return error_response(InvalidArgument("Invalid JSON payload received. The body is nested too deeply."))
         except Exception:  # a bug of ours: still a Gemini error, never an HTML page or a traceback
-            log.exception("unexpected error")
+            emit({"severity": "ERROR", "message": "unexpected error\n" + traceback.format_exc()})
             return error_response(GeminiError("An internal error has occurred."))
 
-    def generate(self, route, key, body):
-        payload, options = chat_request(body, route.model, stream=False)
-        completion = self.upstream.complete(payload, key)
-        return flask.Response(dumps(gemini_response(completion, options)), 200, content_type=JSON)
+    def generate(self, model, key, body, log):
+        payload, options = chat_request(body, model, stream=False)
+        completion = self.upstream.with_retries(lambda: self.upstream.complete(payload, key))
+        response = gemini_response(completion, options)
+        log.fields.update(upstreamStatus=200, modelVersion=response["modelVersion"],
+                          usage=response.get("usageMetadata", {}))
+        return flask.Response(dumps(response), 200, content_type=JSON)
 
-    def stream(self, route, key, body, sse):
-        payload, options = chat_request(body, route.model, stream=True)
-        translator = StreamTranslator(options, payload.get("n", 1))
-        upstream_response = self.upstream.open_stream(payload, key)
-        chunks = stream_body(upstream_response, translator, sse)
-        # Run up to the first chunk now, so that a failure before any output is a real HTTP error.
-        first = next(chunks)
+    def stream(self, model, key, body, sse, log):
+        payload, options = chat_request(body, model, stream=True)
+
+        def start():
+            # Run up to the first chunk now, so that a failure before any output is a real HTTP
+            # error, and worth a retry.
+            translator = StreamTranslator(options, payload.get("n", 1))
+            chunks = stream_body(self.upstream.open_stream(payload, key), translator, sse, log)
+            return next(chunks), chunks
+
+        first, chunks = self.upstream.with_retries(start)
         return flask.Response(_prepend(first, chunks), 200,
                               content_type="text/event-stream" if sse else JSON,
                               headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-def json_body(request):
-    raw = request.get_data(cache=False)
+def json_body(request, limit):
+    if (request.content_length or 0) > limit:
+        raise PayloadTooLarge(f"Request payload size exceeds the limit: {limit} bytes.")
+    raw = request.stream.read(limit + 1)
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"Request payload size exceeds the limit: {limit} bytes.")
     if not raw.strip():
         raise InvalidArgument("Invalid JSON payload received. The request body is empty.")
     try:
@@ -70,16 +95,49 @@ def json_body(request):
 
 
 def error_response(error):
-    return flask.Response(dumps(error.body()), error.code, headers=error.headers, content_type=JSON)
+    body = dumps(error.body())
+    if isinstance(error, PayloadTooLarge):
+        # An iterable answer: functions-framework reads the whole request body before any other
+        # (non-streamed) answer, and this one must not wait for, nor hold, what is left of it.
+        body = iter([body])
+    response = flask.Response(body, error.code, headers=error.headers, content_type=JSON)
+    response.error = error
+    return response
 
 
-def stream_body(upstream_response, translator, sse):
+def preflight_response(request, origins):
+    if _allowed_origin(request, origins) is None:
+        raise PermissionDenied("This origin is not allowed by CORS_ORIGINS.")
+    return flask.Response(b"", 204, headers={
+        "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+        "Access-Control-Allow-Headers": request.headers.get("Access-Control-Request-Headers") or CORS_ALLOWED_HEADERS,
+        "Access-Control-Max-Age": "3600",
+    })
+
+
+def _allowed_origin(request, origins):
+    origin = request.headers.get("Origin", "").rstrip("/")
+    if not origin:
+        return None
+    return origin if origin in origins or "*" in origins else None
+
+
+def _add_cors_headers(response, request, origins):
+    origin = _allowed_origin(request, origins)
+    if origin:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Vary"] = "Origin"
+        response.headers["Access-Control-Expose-Headers"] = "Retry-After"
+
+
+def stream_body(upstream_response, translator, sse, log):
     """The client's byte stream: SSE events, or a JSON array written element by element.
 
     A failure after output has begun is sent as a last ``{"error": ...}`` element; before that it
     is raised, for the caller to answer with an HTTP error. The upstream response is always closed,
     also when the client goes away (the server then closes this generator)."""
     started = False
+    status, failure = 200, None
     try:
         for chunk in gemini_chunks(upstream_response, translator):
             if sse:
@@ -92,10 +150,17 @@ def stream_body(upstream_response, translator, sse):
     except GeminiError as error:
         if not started:
             raise
-        log.warning("stream failed after output began: %s %s", error.code, error.message)
+        status, failure = error.code, error
         yield sse_event(error.body()) if sse else b",\r\n" + dumps(error.body()) + b"]"
+    except GeneratorExit:
+        status = 499  # the client went away
+        raise
     finally:
         upstream_response.close()
+        if started:
+            log.fields.update(upstreamStatus=200, stream=True, modelVersion=translator.model or translator.options.model,
+                              usage=translator.reported_usage() or {})
+            log.write(status, failure)
 
 
 def gemini_chunks(upstream_response, translator):

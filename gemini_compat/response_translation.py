@@ -5,9 +5,13 @@ fragments, finish reasons, usage) and emits each Gemini chunk as soon as its ups
 """
 
 import json
+import math
 
 from .errors import GeminiError, UpstreamError, status_for
 from .request_translation import ENUM_FIELD
+
+# Upstream answers worth retrying: rate limited, or a gateway or server briefly unavailable.
+RETRYABLE_STATUS = (429, 502, 503)
 
 FINISH_REASONS = {
     "stop": "STOP",
@@ -152,13 +156,26 @@ def upstream_error(status, payload, headers=None):
             code = int(code)
         status = code if isinstance(code, int) and 400 <= code <= 599 else 502
     extra_headers, details = {}, None
-    retry_after = (headers or {}).get("Retry-After")
+    retry_after = _retry_after(headers or {})
     if retry_after:
         extra_headers["Retry-After"] = retry_after
-        if retry_after.strip().isdigit():  # the Gemini CLI reads RetryInfo to time its retry
+        if retry_after.isdigit():  # the Gemini CLI reads RetryInfo to time its retry
             details = [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{int(retry_after)}s"}]
-    return GeminiError(f"Upstream error: {message.strip() or status_for(status)}", code=status,
-                       headers=extra_headers, details=details)
+    return GeminiError(message.strip() or status_for(status), code=status,
+                       headers=extra_headers, details=details, retryable=status in RETRYABLE_STATUS,
+                       from_upstream=True)
+
+
+def _retry_after(headers):
+    """Retry-After as the upstream gave it, or from openai-style retry-after-ms (whole seconds, rounded up)."""
+    value = (headers.get("Retry-After") or "").strip()
+    if value:
+        return value
+    try:
+        milliseconds = float(headers.get("retry-after-ms") or "")
+    except ValueError:
+        return ""
+    return str(max(math.ceil(milliseconds / 1000), 0))
 
 
 # --- whole answers -----------------------------------------------------------------------------
@@ -366,6 +383,9 @@ class StreamTranslator:
             state.finish = finish_reason(reason)
         parts.extend(state.ready_calls(close_all=bool(reason)))
         return parts
+
+    def reported_usage(self):
+        return usage_metadata(self.usage)
 
     def done(self):
         """The upstream sent [DONE]: choices still open ended cleanly."""

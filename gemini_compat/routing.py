@@ -63,8 +63,12 @@ def parse_route(path, method):
     return Route(version, model, action)
 
 
+def is_model_id(model):
+    return bool(_MODEL_ID.match(model)) and ".." not in model and not model.startswith(".") and "/." not in model
+
+
 def check_model_id(model):
-    if not _MODEL_ID.match(model) or ".." in model or model.startswith(".") or "/." in model:
+    if not is_model_id(model):
         shown = model if len(model) <= 100 else model[:100] + "..."
         raise InvalidArgument(
             f"model: {shown!r} is not a valid model ID (letters, digits, '.', '_', '-', "

@@ -34,6 +34,11 @@ class Disconnect:
     """In a Stream: drop the connection here, without finishing the response."""
 
 
+class Hangup:
+    """A reply that is no reply: the connection is closed before any byte of a response
+    (what a pooled keep-alive connection that the server has dropped looks like)."""
+
+
 class Stream:
     """SSE reply. Items: dict (one ``data:`` event), "[DONE]", raw bytes/str written as they are,
     Pause and Disconnect."""
@@ -164,7 +169,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             scripted = Json(_default_embeddings(body))
         if scripted is None:
             scripted = _default_reply(body)
-        if callable(scripted) and not isinstance(scripted, (Json, Raw, Stream)):
+        if callable(scripted) and not isinstance(scripted, (Json, Raw, Stream, Hangup)):
             scripted = scripted(body)
         self._send(scripted)
 
@@ -174,7 +179,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         )
 
     def _send(self, reply):
-        if isinstance(reply, Json):
+        if isinstance(reply, Hangup):
+            self.close_connection = True
+            self.connection.shutdown(2)
+        elif isinstance(reply, Json):
             self._send_json(reply.status, reply.body, reply.headers)
         elif isinstance(reply, Raw):
             self._send_bytes(reply.status, reply.data, reply.content_type, reply.headers)

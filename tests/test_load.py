@@ -1,0 +1,80 @@
+"""Load on loopback: 64 concurrent streams through one served instance (THREADS=64, matching a Cloud
+Run concurrency of 64), zero errors, every chunk delivered, memory bounded."""
+
+import json
+import os
+import threading
+
+import requests
+
+from fake_upstream import Pause, Stream, chunk, usage
+from helpers import KEY, hello
+
+STREAMS = 64
+CHUNKS = 20
+
+
+def rss_kib(root_pid):
+    """Resident memory of a process and its children (gunicorn master + worker), in KiB."""
+    pids = [root_pid] + [int(pid) for pid in os.listdir("/proc") if pid.isdigit() and _parent(int(pid)) == root_pid]
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/status") as status:
+            total += next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+    return total
+
+
+def _parent(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return int(stat.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def slow_stream(body):
+    items = [chunk({"role": "assistant", "content": ""})]
+    for number in range(CHUNKS):
+        items += [chunk({"content": f"{number} "}), Pause(seconds=0.01)]
+    return Stream(items + [chunk({}, finish="stop"), chunk(choices=[], usage_=usage()), "[DONE]"])
+
+
+def run_round(server):
+    results, errors = [], []
+
+    def one_stream():
+        try:
+            response = requests.post(server.url + "/v1beta/models/qwen-turbo:streamGenerateContent?alt=sse",
+                                     json=hello(), headers={"x-goog-api-key": KEY}, timeout=60)
+            events = [json.loads(e[len("data: "):]) for e in response.text.split("\r\n\r\n") if e]
+            results.append((response.status_code, events))
+        except Exception as error:  # noqa: BLE001 - counted as a failure below
+            errors.append(repr(error))
+
+    threads = [threading.Thread(target=one_stream) for _ in range(STREAMS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results, errors
+
+
+def test_64_concurrent_streams(serve, upstream_server):
+    server = serve(THREADS=str(STREAMS))
+    upstream_server.reset()
+    upstream_server.reply(*[slow_stream] * (3 * STREAMS))
+    expected = "".join(f"{n} " for n in range(CHUNKS))
+    rounds = []
+    for _ in range(3):
+        results, errors = run_round(server)
+        assert errors == []
+        assert len(results) == STREAMS
+        for status, events in results:
+            assert status == 200
+            assert "".join(p.get("text", "") for e in events for p in e["candidates"][0]["content"]["parts"]) == expected
+            assert len(events) == CHUNKS + 1 and events[-1]["candidates"][0]["finishReason"] == "STOP"
+        rounds.append(rss_kib(server.process.pid))
+    # Bounded: under 150 MB for master and worker, and not growing from round to round.
+    assert rounds[-1] < 150 * 1024, rounds
+    assert rounds[2] - rounds[1] < 8 * 1024, rounds
+    assert len(upstream_server.chat_requests) == 3 * STREAMS

@@ -1,0 +1,152 @@
+"""Per-team private endpoints: access keys, the team's upstream key, model aliases and allow-lists, CORS."""
+
+import hashlib
+
+import pytest
+import requests
+
+from helpers import error_of, hello
+
+UPSTREAM_KEY = "sk-team-upstream-secret"
+ALICE, BOB = "alice-access-key", "bob-access-key"
+HEX_KEY = "ab" * 32  # a key made with `openssl rand -hex 32` looks like a digest: configure its digest
+
+
+@pytest.fixture(scope="module")
+def team(serve):
+    digest = hashlib.sha256(BOB.encode()).hexdigest()
+    hex_key_digest = hashlib.sha256(HEX_KEY.encode()).hexdigest()
+    return serve(UPSTREAM_API_KEY=UPSTREAM_KEY, ACCESS_KEYS=f"{ALICE}, {digest},sha256:{hex_key_digest}",
+                 MODEL_ALIASES="gemini-2.5-flash=qwen-turbo, gemini-2.5-pro=qwen-max",
+                 ALLOWED_MODELS="qwen-turbo,qwen-max,Qwen/Qwen3-8B")
+
+
+def post(server, path="/v1beta/models/qwen-turbo:generateContent", body=None, headers=None, **kwargs):
+    return requests.post(server.url + path, json=body or hello(), headers=headers or {}, timeout=10, **kwargs)
+
+
+@pytest.mark.parametrize("key", [ALICE, BOB, HEX_KEY])
+def test_an_access_key_lets_in_and_the_team_key_goes_upstream(team, upstream, key):
+    response = post(team, headers={"x-goog-api-key": key})
+    assert response.status_code == 200, response.text
+    sent = upstream.chat_requests[-1]["headers"]
+    assert sent["Authorization"] == f"Bearer {UPSTREAM_KEY}"
+    assert key not in str(upstream.requests)
+
+
+@pytest.mark.parametrize("headers,params", [
+    ({"x-goog-api-key": ALICE}, None), (None, {"key": ALICE}), ({"Authorization": f"Bearer {ALICE}"}, None)])
+def test_every_key_form_works_in_team_mode(team, upstream, headers, params):
+    assert post(team, headers=headers, params=params).status_code == 200
+
+
+# A configured digest is not itself a key: seeing the configuration does not let anyone in.
+@pytest.mark.parametrize("key", ["wrong", UPSTREAM_KEY, hashlib.sha256(BOB.encode()).hexdigest(), ALICE + "x",
+                                 "sha256:" + hashlib.sha256(BOB.encode()).hexdigest()])
+def test_a_wrong_key_is_refused_like_google_does(team, upstream, key):
+    response = post(team, headers={"x-goog-api-key": key})
+    error = error_of(response)
+    assert (response.status_code, error["status"]) == (400, "INVALID_ARGUMENT")
+    assert error["details"][0]["reason"] == "API_KEY_INVALID"
+    assert upstream.requests == []
+
+
+def test_no_key_is_refused(team, upstream):
+    response = post(team)
+    assert (response.status_code, error_of(response)["status"]) == (403, "PERMISSION_DENIED")
+    assert upstream.requests == []
+
+
+def test_team_key_without_access_keys_refuses_everything(serve, upstream):
+    server = serve(UPSTREAM_API_KEY=UPSTREAM_KEY)
+    for headers in ({}, {"x-goog-api-key": UPSTREAM_KEY}, {"x-goog-api-key": "anything"}):
+        response = post(server, headers=headers)
+        assert response.status_code == 403
+        assert "ACCESS_KEYS" in error_of(response)["message"]
+    assert upstream.requests == []
+
+
+def test_allow_unauthenticated_is_for_iam_protected_services(serve, upstream):
+    server = serve(UPSTREAM_API_KEY=UPSTREAM_KEY, ALLOW_UNAUTHENTICATED="true")
+    response = post(server)
+    assert response.status_code == 200
+    assert upstream.chat_requests[-1]["headers"]["Authorization"] == f"Bearer {UPSTREAM_KEY}"
+
+
+@pytest.mark.parametrize("requested,sent", [("gemini-2.5-flash", "qwen-turbo"), ("gemini-2.5-pro", "qwen-max"),
+                                            ("qwen-turbo", "qwen-turbo"), ("Qwen/Qwen3-8B", "Qwen/Qwen3-8B")])
+def test_aliases_map_gemini_names_to_upstream_models(team, upstream, requested, sent):
+    response = post(team, path=f"/v1/models/{requested}:generateContent", headers={"x-goog-api-key": ALICE})
+    assert response.status_code == 200
+    assert upstream.last["model"] == sent
+    assert response.json()["modelVersion"] == "qwen-turbo"  # what really ran, as the upstream says
+
+
+@pytest.mark.parametrize("model", ["gpt-4o", "gemini-2.0-flash", "qwen-plus"])
+def test_models_outside_the_allow_list_are_not_found(team, upstream, model):
+    response = post(team, path=f"/v1beta/models/{model}:streamGenerateContent?alt=sse", headers={"x-goog-api-key": ALICE})
+    error = error_of(response)
+    assert (response.status_code, error["status"]) == (404, "NOT_FOUND")
+    assert f"models/{model} is not found" in error["message"]
+    assert upstream.requests == []
+
+
+def test_unknown_callers_learn_nothing_about_models(team, upstream):
+    response = post(team, path="/v1beta/models/gpt-4o:generateContent", headers={"x-goog-api-key": "wrong"})
+    assert response.status_code == 400
+
+
+def test_cors_is_off_by_default(function, upstream):
+    response = requests.options(function.url + "/v1beta/models/qwen-turbo:generateContent",
+                                headers={"Origin": "https://app.example", "Access-Control-Request-Method": "POST"})
+    assert response.status_code == 405
+    assert "Access-Control-Allow-Origin" not in response.headers
+    ok = requests.post(function.url + "/v1beta/models/qwen-turbo:generateContent", json=hello(),
+                       headers={"Origin": "https://app.example", "x-goog-api-key": "k"})
+    assert "Access-Control-Allow-Origin" not in ok.headers
+
+
+@pytest.fixture(scope="module")
+def cors(serve):
+    return serve(CORS_ORIGINS="https://app.example,https://other.example/")
+
+
+def test_preflight_is_answered_without_a_key(cors, upstream):
+    response = requests.options(cors.url + "/v1beta/models/qwen-turbo:streamGenerateContent", headers={
+        "Origin": "https://app.example", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type,x-goog-api-key"})
+    assert response.status_code == 204
+    assert response.headers["Access-Control-Allow-Origin"] == "https://app.example"
+    assert "POST" in response.headers["Access-Control-Allow-Methods"]
+    assert "x-goog-api-key" in response.headers["Access-Control-Allow-Headers"]
+    assert upstream.requests == []
+
+
+def test_cors_headers_on_answers_and_errors_for_allowed_origins_only(cors, upstream):
+    headers = {"Origin": "https://other.example", "x-goog-api-key": "k"}
+    ok = requests.post(cors.url + "/v1beta/models/qwen-turbo:generateContent", json=hello(), headers=headers)
+    assert ok.headers["Access-Control-Allow-Origin"] == "https://other.example"
+    bad = requests.post(cors.url + "/v1beta/models/qwen-turbo:generateContent", json={}, headers=headers)
+    assert bad.status_code == 400 and bad.headers["Access-Control-Allow-Origin"] == "https://other.example"
+    stranger = requests.post(cors.url + "/v1beta/models/qwen-turbo:generateContent", json=hello(),
+                             headers={"Origin": "https://evil.example", "x-goog-api-key": "k"})
+    assert "Access-Control-Allow-Origin" not in stranger.headers
+    refused = requests.options(cors.url + "/v1beta/models/qwen-turbo:generateContent",
+                               headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+    assert refused.status_code == 403 and "Access-Control-Allow-Origin" not in refused.headers
+
+
+@pytest.mark.parametrize("env,message", [
+    ({"ACCESS_KEYS": "a"}, "ACCESS_KEYS needs UPSTREAM_API_KEY"),
+    ({"MODEL_ALIASES": "gemini-pro"}, "MODEL_ALIASES"),
+    ({"UPSTREAM_TIMEOUT": "soon"}, "UPSTREAM_TIMEOUT"),
+    ({"UPSTREAM_RETRIES": "-1"}, "UPSTREAM_RETRIES"),
+    ({"ALLOW_UNAUTHENTICATED": "maybe"}, "ALLOW_UNAUTHENTICATED"),
+    ({"UPSTREAM_BASE_URL": "ftp://x"}, "UPSTREAM_BASE_URL"),
+])
+def test_bad_configuration_stops_the_function_at_start(env, message):
+    from gemini_compat.config import ConfigError, Settings
+
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(env)
+    assert message in str(caught.value)
