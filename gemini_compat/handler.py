@@ -5,15 +5,15 @@ import traceback
 
 import flask
 
-from . import auth, routing
+from . import auth, models, routing
 from .errors import GeminiError, InvalidArgument, PayloadTooLarge, PermissionDenied, UpstreamError
 from .logs import RequestLog, emit
-from .models import upstream_model
+from .embeddings import embedding_batches, embedding_vectors
 from .request_translation import chat_request
 from .response_translation import StreamTranslator, gemini_response, upstream_error
 from .sse import dumps, read_events, sse_event
 from .upstream import Upstream, read_blocks
-from .validation import GENERATE_CONTENT
+from .validation import BATCH_EMBED_CONTENTS, COUNT_TOKENS, EMBED_CONTENT, GENERATE_CONTENT
 
 JSON = "application/json; charset=utf-8"
 CORS_ALLOWED_HEADERS = "authorization, content-type, x-goog-api-key, x-goog-api-client, x-server-timeout"
@@ -42,8 +42,21 @@ class Gateway:
             route = routing.parse_route(routing.raw_path(request.environ), request.method)
             log.fields["model"] = route.model
             key = auth.upstream_key(self.settings, request.headers, request.args)
-            model = upstream_model(self.settings, route)
-            body = GENERATE_CONTENT.validate(json_body(request, self.settings.max_request_bytes))
+            if route.action == "listModels":
+                return json_response(models.page(self.models(key), request.args))
+            if route.action == "getModel":
+                return json_response(models.find_model(self.models(key), route))
+            model = models.upstream_model(self.settings, route)
+            body = json_body(request, self.settings.max_request_bytes)
+            if route.action == "countTokens":
+                return json_response(self.count_tokens(model, key, COUNT_TOKENS.validate(body)))
+            if route.action == "embedContent":
+                answer = self.embed(model, key, [EMBED_CONTENT.validate(body)], base_path=None)
+                return json_response({"embedding": answer[0]})
+            if route.action == "batchEmbedContents":
+                requests = BATCH_EMBED_CONTENTS.validate(body)["requests"]
+                return json_response({"embeddings": self.embed(model, key, requests, base_path=["requests"])})
+            body = GENERATE_CONTENT.validate(body)
             if route.action == "streamGenerateContent":
                 return self.stream(model, key, body, request.args.get("alt") == "sse", log)
             return self.generate(model, key, body, log)
@@ -57,11 +70,38 @@ class Gateway:
 
     def generate(self, model, key, body, log):
         payload, options = chat_request(body, model, stream=False)
-        completion = self.upstream.with_retries(lambda: self.upstream.complete(payload, key))
+        completion = self.upstream.with_retries(lambda: self.upstream.post_json("/chat/completions", payload, key))
         response = gemini_response(completion, options)
         log.fields.update(upstreamStatus=200, modelVersion=response["modelVersion"],
                           usage=response.get("usageMetadata", {}))
-        return flask.Response(dumps(response), 200, content_type=JSON)
+        return json_response(response)
+
+    def count_tokens(self, model, key, body):
+        """Counted by the upstream itself: the request as a one-token generation, whose usage says
+        how many prompt tokens it had. Exact for the model, at the price of one output token."""
+        request = body.get("generateContentRequest") or {"contents": body["contents"]}
+        payload, _ = chat_request(request, model, stream=False)
+        for name in ("n", "logprobs", "top_logprobs"):
+            payload.pop(name, None)
+        payload["max_tokens"] = 1
+        completion = self.upstream.with_retries(lambda: self.upstream.post_json("/chat/completions", payload, key))
+        usage = completion.get("usage") if isinstance(completion, dict) else None
+        prompt_tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+        if not isinstance(prompt_tokens, int):
+            raise UpstreamError("The upstream reported no prompt token count, so tokens cannot be counted.")
+        return {"totalTokens": prompt_tokens}
+
+    def embed(self, model, key, requests, base_path):
+        vectors = [None] * len(requests)
+        for positions, payload in embedding_batches(requests, model, base_path):
+            answer = self.upstream.with_retries(lambda: self.upstream.post_json("/embeddings", payload, key))
+            for position, values in zip(positions, embedding_vectors(answer, len(positions))):
+                vectors[position] = {"values": values}
+        return vectors
+
+    def models(self, key):
+        upstream_list = self.upstream.with_retries(lambda: self.upstream.get_json("/models", key))
+        return models.gemini_models(self.settings, upstream_list)
 
     def stream(self, model, key, body, sse, log):
         payload, options = chat_request(body, model, stream=True)
@@ -77,6 +117,10 @@ class Gateway:
         return flask.Response(_prepend(first, chunks), 200,
                               content_type="text/event-stream" if sse else JSON,
                               headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def json_response(value):
+    return flask.Response(dumps(value), 200, content_type=JSON)
 
 
 def json_body(request, limit):

@@ -15,10 +15,15 @@ _PATH = re.compile(r"^(?:/[^/]*)*?/(?P<version>v1|v1beta|v1alpha)/models(?:/(?P<
 # Letters, digits, '.', '_', '-'; optionally one '/'-separated owner part ("Qwen/Qwen3-8B").
 _MODEL_ID = re.compile(r"^[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)?$")
 
-# action -> the HTTP method it takes. Collection and resource reads have pseudo-action names.
+# action -> the HTTP method it takes. Reads of the collection and of one model have pseudo-actions.
 METHODS = {
     "generateContent": "POST",
     "streamGenerateContent": "POST",
+    "countTokens": "POST",
+    "embedContent": "POST",
+    "batchEmbedContents": "POST",
+    "listModels": "GET",
+    "getModel": "GET",
 }
 
 
@@ -45,19 +50,23 @@ def parse_route(path, method):
     match = _PATH.match(path.replace("%3A", ":").replace("%3a", ":"))
     if match is None:
         raise NotFound(f"No Gemini API method at {path}. Expected /{{v1|v1beta|v1alpha}}/models/{{model}}:{{action}}.")
-    version, rest = match["version"], match["rest"]
-    if not rest or ":" not in rest:
-        raise NotFound(f"No Gemini API method at {path}.")
-    model, _, action = rest.partition(":")
-    check_model_id(model)
-    if action not in METHODS:
+    version, rest = match["version"], match["rest"] or ""
+    if not rest:
+        model, action = "", "listModels"
+    elif ":" not in rest:
+        model, action = rest, "getModel"
+    else:
+        model, _, action = rest.partition(":")
+    if action != "listModels":
+        check_model_id(model)
+    if action not in METHODS or (":" in rest and METHODS[action] == "GET"):
         raise NotFound(
             f"Method models/{model}:{action} is not found for API version {version}. "
-            f"Supported: {', '.join(sorted(METHODS))}."
+            f"Supported: {', '.join(sorted(a for a, m in METHODS.items() if m == 'POST'))}."
         )
     if method != METHODS[action]:
         raise MethodNotAllowed(
-            f"{action} must be called with {METHODS[action]}, not {method}.",
+            f"{path} must be called with {METHODS[action]}, not {method}.",
             headers={"Allow": METHODS[action]},
         )
     return Route(version, model, action)

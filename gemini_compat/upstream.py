@@ -52,15 +52,17 @@ class Upstream:
                     raise
                 time.sleep(delay)
 
-    def complete(self, payload, key):
-        """A whole chat completion, as parsed JSON."""
-        response = self.post("/chat/completions", payload, key, stream=False)
+    def post_json(self, path, payload, key):
+        """POST ``payload`` to ``path`` under the base URL; the JSON answer."""
+        return _json_of(self.post(path, payload, key))
+
+    def get_json(self, path, key):
         try:
-            return json.loads(response.content)
-        except ValueError:
-            raise UpstreamError(f"The upstream answer is not valid JSON: {_excerpt(response.content)}") from None
+            response = self.session.get(self.base_url + path, headers={"Authorization": f"Bearer {key}"},
+                                        timeout=self.timeout)
         except requests.RequestException as error:
             raise _transport_error(error) from None
+        return _json_of(self._checked(response, key, stream=False))
 
     def open_stream(self, payload, key):
         """The upstream's streaming response, status 200 checked, body unread."""
@@ -77,13 +79,26 @@ class Upstream:
                                          timeout=self.timeout, stream=stream)
         except requests.RequestException as error:
             raise _transport_error(error) from None
-        if response.status_code != 200:
-            with response:
-                error = _status_error(response, stream)
-            # Some servers quote the key they refused; it must not travel on (in team mode it is ours).
-            error.message = error.message.replace(key, "[redacted]")
-            raise error
-        return response
+        return self._checked(response, key, stream)
+
+    @staticmethod
+    def _checked(response, key, stream):
+        if response.status_code == 200:
+            return response
+        with response:
+            error = _status_error(response, stream)
+        # Some servers quote the key they refused; it must not travel on (in team mode it is ours).
+        error.message = error.message.replace(key, "[redacted]")
+        raise error
+
+
+def _json_of(response):
+    try:
+        return json.loads(response.content)
+    except ValueError:
+        raise UpstreamError(f"The upstream answer is not valid JSON: {_excerpt(response.content)}") from None
+    except requests.RequestException as error:
+        raise _transport_error(error) from None
 
 
 def retry_delay(error, number):

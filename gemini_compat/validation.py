@@ -207,7 +207,7 @@ class RequestKind:
 
     def __init__(self, schema_name):
         self.validator = _validator(schema_name)
-        self.key_map = _key_map(_SCHEMAS[_BASE_URI + schema_name], _BASE_URI, {})
+        self.key_map = _key_map(_SCHEMAS[_BASE_URI + schema_name], _BASE_URI + schema_name, {})
 
     def validate(self, body):
         """Normalise ``body`` in place and validate it; raises InvalidArgument naming the field."""
@@ -225,3 +225,6 @@ class RequestKind:
 
 
 GENERATE_CONTENT = RequestKind("generate_content_request.json")
+COUNT_TOKENS = RequestKind("count_tokens_request.json")
+EMBED_CONTENT = RequestKind("embed_content_request.json")
+BATCH_EMBED_CONTENTS = RequestKind("batch_embed_contents_request.json")

@@ -1,0 +1,59 @@
+"""Gemini embedContent / batchEmbedContents to OpenAI ``POST /embeddings`` and back. Pure."""
+
+import array
+import base64
+
+from .errors import InvalidArgument, UpstreamError
+from .validation import field_path
+
+
+def embedding_batches(requests, model, base_path=None):
+    """OpenAI embedding requests for Gemini EmbedContentRequests, one per distinct
+    ``outputDimensionality``, each with the positions its inputs came from.
+
+    ``taskType`` and ``title`` have no OpenAI equivalent and are accepted but not used. Error paths
+    start at ``base_path`` (["requests"] for a batch)."""
+    groups = {}
+    for index, request in enumerate(requests):
+        path = [*base_path, index] if base_path else []
+        named = request.get("model")
+        if named and named not in (model, f"models/{model}"):
+            raise InvalidArgument(f"{field_path(path + ['model'])}: must be models/{model}, the model in the URL")
+        text = embedding_text(request["content"], path + ["content"])
+        dimensions = request.get("outputDimensionality")
+        positions, inputs = groups.setdefault(dimensions, ([], []))
+        positions.append(index)
+        inputs.append(text)
+    batches = []
+    for dimensions, (positions, inputs) in groups.items():
+        payload = {"model": model, "input": inputs}
+        if dimensions:
+            payload["dimensions"] = dimensions
+        batches.append((positions, payload))
+    return batches
+
+
+def embedding_text(content, path):
+    texts = []
+    for index, part in enumerate(content["parts"]):
+        if "text" not in part:
+            raise InvalidArgument(f"{field_path(path + ['parts', index])}: only text can be embedded here")
+        texts.append(part["text"])
+    return "\n".join(texts)
+
+
+def embedding_vectors(answer, count):
+    """The vectors of an OpenAI embeddings answer, in input order."""
+    data = answer.get("data") if isinstance(answer, dict) else None
+    if not isinstance(data, list) or len(data) != count:
+        raise UpstreamError(f"The upstream answered {len(data) if isinstance(data, list) else 'no'} embeddings for {count} inputs.")
+    ordered = sorted(data, key=lambda item: item.get("index", 0) if isinstance(item, dict) else 0)
+    return [_values(item.get("embedding") if isinstance(item, dict) else None) for item in ordered]
+
+
+def _values(embedding):
+    if isinstance(embedding, str):  # encoding_format=base64: little-endian float32
+        return array.array("f", base64.b64decode(embedding)).tolist()
+    if isinstance(embedding, list) and all(isinstance(v, (int, float)) for v in embedding):
+        return embedding
+    raise UpstreamError("The upstream answered an embedding that is not a list of numbers.")
