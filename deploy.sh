@@ -1,0 +1,474 @@
+#!/usr/bin/env bash
+# Deploy the Gemini-compatible function to a team's private endpoint, in one command:
+# Cloud Functions 2nd gen by default, Cloud Run with --run. See --help.
+#
+# Written for bash 3.2 too (macOS): no associative arrays, and empty arrays are expanded
+# as ${a[@]+"${a[@]}"} because `set -u` rejects "${a[@]}" for an empty array before bash 4.4.
+set -euo pipefail
+
+readonly PROG=deploy.sh
+REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+readonly REPO_DIR
+
+# Defaults, each shown by --help.
+platform=functions
+name=gemini
+project=""
+region=us-central1
+runtime=python311
+runtime_given=false
+timeout=3600
+concurrency=16
+memory=256Mi
+cpu=1
+min_instances=0
+max_instances=5
+service_account=""
+upstream_base_url=https://nexusflow.vip/v1
+upstream_timeout=""
+upstream_retries=""
+max_request_bytes=""
+model_aliases=""
+allowed_models=""
+cors_origins=""
+upstream_key_secret=""
+access_keys_secret=""
+public=false
+iam_only=false
+open_ack=false
+dry_run=false
+extra_env=()
+extra_gcloud=()
+
+usage() {
+  cat <<'EOF'
+Usage: ./deploy.sh [--run] [OPTIONS] [-- EXTRA_GCLOUD_ARGS...]
+
+Deploys this repository's function (main.py, target "gemini") with one gcloud command:
+  default  Cloud Functions 2nd gen:  gcloud functions deploy NAME --gen2 --trigger-http ...
+  --run    Cloud Run:                gcloud run deploy NAME --source=REPO ...
+           (gcloud builds the repository's Dockerfile with Cloud Build.)
+The endpoint is private by default: only callers with roles/run.invoker (an identity
+token) get through Cloud IAM. Every deploy sets the whole configuration: an option left
+out goes back to its default, except secrets, which stay as they were unless given.
+
+Where and what:
+  --run                      Deploy to Cloud Run instead of Cloud Functions.
+  --name NAME                Function or service name (default: gemini).
+  --project ID               Google Cloud project (default: `gcloud config get-value project`;
+                             fails if neither is set).
+  --region REGION            Region (default: us-central1).
+  --runtime RUNTIME          Cloud Functions only: python311 or python312 (default: python311).
+                             Cloud Run uses the Dockerfile's Python.
+  --service-account EMAIL    Runtime service account (default: the project's default compute
+                             service account). It needs roles/secretmanager.secretAccessor on
+                             the secrets below.
+
+Capacity (streams hold a request open for minutes, hence the long timeout):
+  --timeout SECONDS          Request timeout, 1-3600, e.g. 3600 or 3600s (default: 3600, the
+                             maximum on both platforms).
+  --concurrency N            Requests per instance, 1-1000 (default: 16). Also sets the THREADS
+                             env var to N: functions-framework runs one gunicorn worker with
+                             THREADS threads, so each concurrent request gets a thread.
+  --memory SIZE              Memory per instance, e.g. 256Mi, 512Mi, 1Gi (default: 256Mi).
+  --cpu N                    vCPUs per instance, e.g. 1, 2 (default: 1; at least 1 when
+                             concurrency > 1).
+  --min-instances N          Instances kept warm (default: 0: scale to zero, pay per request,
+                             cold start on the first request after idling).
+  --max-instances N          Upper bound on instances, caps the cost (default: 5).
+
+Function settings (environment variables the function reads):
+  --upstream-base-url URL    UPSTREAM_BASE_URL (default: https://nexusflow.vip/v1).
+  --upstream-timeout SECS    UPSTREAM_TIMEOUT, for connecting and for each read (default: unset,
+                             the function's own: 120).
+  --upstream-retries N       UPSTREAM_RETRIES (default: unset, the function's own: 2).
+  --max-request-bytes N      MAX_REQUEST_BYTES (default: unset, the function's own: 20 MiB).
+  --model-aliases LIST       MODEL_ALIASES, e.g. gemini-2.5-flash=qwen-turbo,gemini-2.5-pro=qwen-max
+                             (default: unset). Commas are passed through safely.
+  --allowed-models LIST      ALLOWED_MODELS, comma-separated upstream model IDs (default: unset,
+                             any model).
+  --cors-origins LIST        CORS_ORIGINS, comma-separated browser origins (default: unset, no
+                             CORS headers).
+  --env KEY=VALUE            Any other environment variable; repeatable.
+  (Always set: THREADS, see --concurrency, and GOOGLE_CLOUD_PROJECT, for log trace links.)
+
+Secrets (Secret Manager; only the secret's name is on the command line, never its value;
+given either, the deploy replaces all the function's secrets):
+  --upstream-key-secret NAME UPSTREAM_API_KEY from secret NAME (version: latest, or NAME:VERSION).
+                             Team mode: the function calls the upstream with this one key
+                             instead of each caller's own.
+  --access-keys-secret NAME  ACCESS_KEYS from secret NAME: the comma-separated keys team
+                             members send as x-goog-api-key (or their sha256:HEX digests).
+                             Needs --upstream-key-secret. The function refuses every request
+                             in team mode without it, unless --iam-only.
+
+Who can call it:
+  (default)                  Private: --no-allow-unauthenticated; callers need an identity
+                             token with roles/run.invoker, and an access key if configured.
+  --iam-only                 Private, and IAM is the only gate: sets ALLOW_UNAUTHENTICATED=true
+                             so team mode works without --access-keys-secret.
+  --public                   --allow-unauthenticated: anyone on the internet can reach it.
+                             Requires --access-keys-secret, because without access keys the
+                             endpoint is an open proxy that spends your upstream key (or, without
+                             one, your compute) on anyone who finds the URL...
+  --i-know-its-open          ...unless you pass this too (sets ALLOW_UNAUTHENTICATED=true).
+
+Running:
+  --dry-run                  Print the gcloud command, shell-quoted for copy and paste, and do
+                             not run it. Needs no gcloud unless --project is left out.
+  -h, --help                 This help.
+  -- ARGS...                 Pass the remaining arguments to gcloud unchanged (e.g. --quiet).
+
+Exit status: 0 on success, 2 for a bad option or value (nothing is run), otherwise gcloud's.
+
+Examples:
+  ./deploy.sh --project my-proj --upstream-key-secret gemini-upstream-key \
+      --access-keys-secret gemini-access-keys
+  ./deploy.sh --run --project my-proj --region europe-west1 --concurrency 32 \
+      --model-aliases gemini-2.5-flash=qwen-turbo,gemini-2.5-pro=qwen-max --dry-run
+EOF
+}
+
+die() {
+  printf '%s: error: %s\n' "$PROG" "$*" >&2
+  exit 2
+}
+
+warn() {
+  printf '%s: warning: %s\n' "$PROG" "$*" >&2
+}
+
+# Shell-quote one word for --dry-run output: bare when it is plainly safe, else single quotes.
+quote() {
+  if [[ $1 =~ ^[A-Za-z0-9_./:=@,+%-]+$ ]]; then
+    printf '%s' "$1"
+  else
+    local q="'\\''"
+    printf "'%s'" "${1//\'/$q}"
+  fi
+}
+
+print_command() {
+  local line="" word
+  for word in "$@"; do
+    line+="${line:+ }$(quote "$word")"
+  done
+  printf '%s\n' "$line"
+}
+
+# Options that take a value; the rest are switches.
+takes_value() {
+  case $1 in
+    --name | --project | --region | --runtime | --service-account | --timeout | \
+      --concurrency | --memory | --cpu | --min-instances | --max-instances | \
+      --upstream-base-url | --upstream-timeout | --upstream-retries | --max-request-bytes | \
+      --model-aliases | --allowed-models | --cors-origins | --env | \
+      --upstream-key-secret | --access-keys-secret) return 0 ;;
+    *) return 1 ;;
+  esac
+}
+
+missing_value() {
+  case $1 in
+    --upstream-key-secret | --access-keys-secret)
+      die "$1 needs a Secret Manager secret name, e.g. $1 my-secret" ;;
+    *) die "$1 needs a value (see --help)" ;;
+  esac
+}
+
+# A whole number (no sign, no leading zero: bash arithmetic would read 010 as octal).
+whole_number() {
+  local option=$1 value=$2 min=$3 max=$4
+  [[ $value =~ ^(0|[1-9][0-9]{0,8})$ ]] || die "$option must be a whole number, got '$value'"
+  ((value >= min && value <= max)) || die "$option must be between $min and $max, got $value"
+}
+
+no_control_chars() {
+  [[ $2 != *[[:cntrl:]]* ]] || die "$1 must not contain newlines or control characters"
+}
+
+secret_ref() {
+  local option=$1 value=$2
+  [[ $value =~ ^[A-Za-z0-9_-]{1,255}(:(latest|[1-9][0-9]*))?$ ]] ||
+    die "$option needs a Secret Manager secret name (letters, digits, - and _, optionally :VERSION), got '$value'"
+  # Unversioned means latest: new instances pick up a new version without a redeploy.
+  if [[ $value == *:* ]]; then
+    printf '%s' "$value"
+  else
+    printf '%s:latest' "$value"
+  fi
+}
+
+while (($#)); do
+  arg=$1
+  shift
+  value=""
+  inline=false
+  if [[ $arg == --*=* ]]; then
+    value=${arg#*=}
+    arg=${arg%%=*}
+    inline=true
+  fi
+  if takes_value "$arg"; then
+    if ! $inline; then
+      # An option in value position means the value was forgotten: say so, do not swallow it.
+      if (($# == 0)) || [[ $1 == --* ]]; then
+        missing_value "$arg"
+      fi
+      value=$1
+      shift
+    fi
+    [[ -n $value ]] || missing_value "$arg"
+    no_control_chars "$arg" "$value"
+  elif $inline; then
+    case $arg in
+      --run | --public | --iam-only | --i-know-its-open | --dry-run | --help)
+        die "$arg takes no value" ;;
+      *) die "unknown option '$arg' (see --help)" ;;
+    esac
+  fi
+  case $arg in
+    -h | --help) usage; exit 0 ;;
+    --run) platform=run ;;
+    --name) name=$value ;;
+    --project) project=$value ;;
+    --region) region=$value ;;
+    --runtime) runtime=$value; runtime_given=true ;;
+    --service-account) service_account=$value ;;
+    --timeout) timeout=${value%s} ;;
+    --concurrency) concurrency=$value ;;
+    --memory) memory=$value ;;
+    --cpu) cpu=$value ;;
+    --min-instances) min_instances=$value ;;
+    --max-instances) max_instances=$value ;;
+    --upstream-base-url) upstream_base_url=$value ;;
+    --upstream-timeout) upstream_timeout=$value ;;
+    --upstream-retries) upstream_retries=$value ;;
+    --max-request-bytes) max_request_bytes=$value ;;
+    --model-aliases) model_aliases=$value ;;
+    --allowed-models) allowed_models=$value ;;
+    --cors-origins) cors_origins=$value ;;
+    --env) extra_env+=("$value") ;;
+    --upstream-key-secret) upstream_key_secret=$(secret_ref "$arg" "$value") || exit ;;
+    --access-keys-secret) access_keys_secret=$(secret_ref "$arg" "$value") || exit ;;
+    --public) public=true ;;
+    --iam-only) iam_only=true ;;
+    --i-know-its-open) open_ack=true ;;
+    --dry-run) dry_run=true ;;
+    --) extra_gcloud=("$@"); break ;;
+    *) die "unknown option '$arg' (see --help)" ;;
+  esac
+done
+
+# --- Checks on the options themselves, before anything touches gcloud. ---
+
+[[ $name =~ ^[a-z]([-a-z0-9]{0,47}[a-z0-9])?$ ]] ||
+  die "--name must be 1-49 lowercase letters, digits and hyphens, starting with a letter and not ending with a hyphen, got '$name'"
+[[ $region =~ ^[a-z]+-[a-z]+[0-9]+$ ]] || die "--region must look like us-central1, got '$region'"
+case $runtime in
+  python311 | python312) ;;
+  *) die "--runtime must be python311 or python312, got '$runtime'" ;;
+esac
+if [[ $platform == run ]] && $runtime_given; then
+  die "--runtime applies to Cloud Functions only; with --run the Dockerfile's base image sets the Python version"
+fi
+[[ -z $service_account || $service_account =~ ^[^@[:space:]]+@[^@[:space:]]+$ ]] ||
+  die "--service-account must be a service account email, got '$service_account'"
+
+whole_number --timeout "$timeout" 1 3600
+whole_number --concurrency "$concurrency" 1 1000
+whole_number --min-instances "$min_instances" 0 1000
+whole_number --max-instances "$max_instances" 1 1000
+((min_instances <= max_instances)) ||
+  die "--min-instances ($min_instances) must not exceed --max-instances ($max_instances)"
+[[ $memory =~ ^[1-9][0-9]{0,5}(Mi|Gi)$ ]] || die "--memory must look like 256Mi or 1Gi, got '$memory'"
+[[ $cpu =~ ^([1-9][0-9]?|0?\.[0-9]+|[1-9]\.[0-9]+)$ ]] || die "--cpu must be a number of vCPUs like 1 or 2, got '$cpu'"
+# Both platforms refuse concurrency > 1 below one vCPU; say so before a slow failed build.
+if [[ $cpu == *.* && ${cpu%%.*} =~ ^0?$ ]] && ((concurrency > 1)); then
+  die "--cpu below 1 allows only --concurrency 1 (got --cpu $cpu --concurrency $concurrency)"
+fi
+
+[[ $upstream_base_url =~ ^https?://[^[:space:]]+$ ]] ||
+  die "--upstream-base-url must be an http(s) URL, got '$upstream_base_url'"
+if [[ -n $upstream_timeout ]] && ! [[ $upstream_timeout =~ ^([0-9]+\.?[0-9]*|\.[0-9]+)$ && $upstream_timeout =~ [1-9] ]]; then
+  die "--upstream-timeout must be a positive number of seconds, got '$upstream_timeout'"
+fi
+[[ -z $upstream_retries ]] || whole_number --upstream-retries "$upstream_retries" 0 100
+[[ -z $max_request_bytes ]] || whole_number --max-request-bytes "$max_request_bytes" 1 999999999
+if [[ -n $model_aliases ]]; then
+  IFS=, read -r -a items <<<"$model_aliases"
+  for item in "${items[@]}"; do
+    [[ $item =~ ^[^=[:space:]]+=[^=[:space:]]+$ ]] ||
+      die "--model-aliases must be NAME=MODEL pairs separated by commas, e.g. gemini-2.5-flash=qwen-turbo; got item '$item'"
+  done
+fi
+
+# --env: anything the named options do not already cover, and never a secret value.
+for item in ${extra_env[@]+"${extra_env[@]}"}; do
+  key=${item%%=*}
+  [[ $item == *=* && $key =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || die "--env needs KEY=VALUE, got '$item'"
+  case $key in
+    UPSTREAM_API_KEY) die "UPSTREAM_API_KEY must come from Secret Manager: use --upstream-key-secret" ;;
+    ACCESS_KEYS) die "ACCESS_KEYS must come from Secret Manager: use --access-keys-secret" ;;
+    THREADS) die "THREADS follows --concurrency; set that instead" ;;
+    GOOGLE_CLOUD_PROJECT | GCP_PROJECT) die "$key is set from --project" ;;
+    ALLOW_UNAUTHENTICATED) die "ALLOW_UNAUTHENTICATED is set by --iam-only or --public --i-know-its-open" ;;
+    UPSTREAM_BASE_URL | UPSTREAM_TIMEOUT | UPSTREAM_RETRIES | MAX_REQUEST_BYTES | MODEL_ALIASES | \
+      ALLOWED_MODELS | CORS_ORIGINS)
+      option=$(printf '%s' "$key" | tr '[:upper:]_' '[:lower:]-')
+      die "set $key with --$option" ;;
+    PORT | K_SERVICE | K_REVISION | K_CONFIGURATION)
+      die "$key is set by the platform and cannot be overridden" ;;
+  esac
+done
+
+# Who may call: private unless --public, and never an open proxy by accident.
+if $iam_only && $public; then
+  die "--iam-only keeps the endpoint private; it cannot be combined with --public"
+fi
+if $iam_only && [[ -n $access_keys_secret ]]; then
+  die "--iam-only means no access keys; drop it or drop --access-keys-secret"
+fi
+if $open_ack && ! $public; then
+  die "--i-know-its-open only makes sense with --public"
+fi
+if $open_ack && [[ -n $access_keys_secret ]]; then
+  die "--i-know-its-open is for a public endpoint without access keys; drop it, --access-keys-secret already guards the endpoint"
+fi
+if [[ -n $access_keys_secret && -z $upstream_key_secret ]]; then
+  # --set-secrets replaces every secret, and the function refuses to start with ACCESS_KEYS alone.
+  die "--access-keys-secret needs --upstream-key-secret too: access keys guard the team's upstream key, and the function will not start with ACCESS_KEYS but no UPSTREAM_API_KEY"
+fi
+if $public && [[ -z $access_keys_secret ]] && ! $open_ack; then
+  die "--public without --access-keys-secret makes an open proxy: anyone who finds the URL could use it at your expense (your upstream key in team mode, your compute otherwise). Pass --upstream-key-secret and --access-keys-secret, or --i-know-its-open if that is really what you want"
+fi
+allow_unauthenticated=""
+if $iam_only || $open_ack; then
+  allow_unauthenticated=true
+fi
+if [[ -n $upstream_key_secret && -z $access_keys_secret && -z $allow_unauthenticated ]]; then
+  warn "--upstream-key-secret without --access-keys-secret: in team mode the function requires ACCESS_KEYS unless ALLOW_UNAUTHENTICATED=true, so as given it will refuse to serve. Add --access-keys-secret NAME, or --iam-only if Cloud IAM alone should guard it."
+fi
+if [[ $platform == run && ! -f $REPO_DIR/Dockerfile ]]; then
+  die "--run builds $REPO_DIR/Dockerfile, which is missing"
+fi
+
+# --- gcloud and the project. ---
+
+have_gcloud=false
+if command -v gcloud >/dev/null 2>&1; then
+  have_gcloud=true
+elif ! $dry_run; then
+  die "gcloud is not on PATH; install the Google Cloud CLI (https://cloud.google.com/sdk/docs/install), or use --dry-run to only print the command"
+fi
+if [[ -z $project ]] && $have_gcloud; then
+  project=$(gcloud config get-value project 2>/dev/null || true)
+  if [[ $project == "(unset)" ]]; then
+    project=""
+  fi
+fi
+if [[ -z $project ]]; then
+  if $dry_run; then
+    project=PROJECT_ID
+    warn "no project given and none in gcloud config: printing PROJECT_ID as a placeholder"
+  else
+    die "no project: pass --project ID, or set a default with: gcloud config set project ID"
+  fi
+elif ! [[ $project =~ ^([a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$ ]]; then
+  die "the project must be a project ID like my-project-123, got '$project'"
+fi
+
+# --- The environment variables, as one gcloud flag. ---
+
+env_pairs=("UPSTREAM_BASE_URL=$upstream_base_url")
+[[ -z $upstream_timeout ]] || env_pairs+=("UPSTREAM_TIMEOUT=$upstream_timeout")
+[[ -z $upstream_retries ]] || env_pairs+=("UPSTREAM_RETRIES=$upstream_retries")
+[[ -z $max_request_bytes ]] || env_pairs+=("MAX_REQUEST_BYTES=$max_request_bytes")
+[[ -z $model_aliases ]] || env_pairs+=("MODEL_ALIASES=$model_aliases")
+[[ -z $allowed_models ]] || env_pairs+=("ALLOWED_MODELS=$allowed_models")
+[[ -z $cors_origins ]] || env_pairs+=("CORS_ORIGINS=$cors_origins")
+[[ -z $allow_unauthenticated ]] || env_pairs+=("ALLOW_UNAUTHENTICATED=$allow_unauthenticated")
+env_pairs+=("THREADS=$concurrency")
+# Neither platform sets it for current runtimes; the function needs it to write log entries'
+# trace as projects/PROJECT/traces/ID, which is what links them to Cloud Trace and each other.
+env_pairs+=("GOOGLE_CLOUD_PROJECT=$project")
+env_pairs+=(${extra_env[@]+"${extra_env[@]}"})
+
+# gcloud splits --set-env-vars on commas, so a value with commas (MODEL_ALIASES, lists) needs
+# its alternate-delimiter syntax `^DELIM^KEY=a,bDELIMKEY2=c` (see `gcloud topic escaping`), with
+# a delimiter found in no KEY=VALUE pair. Unlike a temporary --env-vars-file, this keeps the
+# printed command self-contained.
+delimiter=","
+for pair in "${env_pairs[@]}"; do
+  [[ $pair != *,* ]] || delimiter=""
+done
+if [[ -z $delimiter ]]; then
+  for candidate in '@' '|' ';' '~' '#' '@@@'; do
+    clash=false
+    for pair in "${env_pairs[@]}"; do
+      [[ $pair != *"$candidate"* ]] || clash=true
+    done
+    if ! $clash; then
+      delimiter=$candidate
+      break
+    fi
+  done
+  [[ -n $delimiter ]] || die "environment values use every delimiter gcloud could split them on (, @ | ; ~ #)"
+fi
+env_flag="--set-env-vars="
+[[ $delimiter == "," ]] || env_flag+="^$delimiter^"
+separator=""
+for pair in "${env_pairs[@]}"; do
+  env_flag+="$separator$pair"
+  separator=$delimiter
+done
+
+secrets=()
+[[ -z $upstream_key_secret ]] || secrets+=("UPSTREAM_API_KEY=$upstream_key_secret")
+[[ -z $access_keys_secret ]] || secrets+=("ACCESS_KEYS=$access_keys_secret")
+
+# --- The command. ---
+
+if [[ $platform == functions ]]; then
+  cmd=(gcloud functions deploy "$name" --gen2 "--project=$project" "--region=$region"
+    "--runtime=$runtime" --entry-point=gemini "--source=$REPO_DIR" --trigger-http)
+  describe=(gcloud functions describe "$name" --gen2 "--project=$project" "--region=$region"
+    "--format=value(serviceConfig.uri)")
+else
+  # A Dockerfile is present, so gcloud builds it (buildpacks and --function apply only without one).
+  cmd=(gcloud run deploy "$name" "--project=$project" "--region=$region" "--source=$REPO_DIR")
+  describe=(gcloud run services describe "$name" "--project=$project" "--region=$region"
+    "--format=value(status.url)")
+fi
+cmd+=("--timeout=${timeout}s" "--concurrency=$concurrency" "--memory=$memory" "--cpu=$cpu"
+  "--min-instances=$min_instances" "--max-instances=$max_instances" "$env_flag")
+if ((${#secrets[@]})); then
+  cmd+=("--set-secrets=$(IFS=,; printf '%s' "${secrets[*]}")")
+fi
+[[ -z $service_account ]] || cmd+=("--service-account=$service_account")
+if $public; then
+  cmd+=(--allow-unauthenticated)
+else
+  cmd+=(--no-allow-unauthenticated)
+fi
+cmd+=(${extra_gcloud[@]+"${extra_gcloud[@]}"})
+
+if $dry_run; then
+  print_command "${cmd[@]}"
+  exit 0
+fi
+
+printf '+ %s\n' "$(print_command "${cmd[@]}")" >&2
+status=0
+"${cmd[@]}" || status=$?
+if ((status != 0)); then
+  printf '%s: gcloud failed (exit %d); nothing else was changed.\n' "$PROG" "$status" >&2
+  exit "$status"
+fi
+
+cat >&2 <<EOF
+
+Deployed. Check it end to end with an access key (and, while private, an identity token):
+  URL=\$($(print_command "${describe[@]}"))
+  SMOKE_ID_TOKEN=\$(gcloud auth print-identity-token) $(quote "$REPO_DIR/scripts/smoke.sh") "\$URL" "\$ACCESS_KEY"
+EOF

