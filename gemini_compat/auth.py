@@ -11,8 +11,9 @@ import re
 
 from .errors import InvalidArgument, PermissionDenied
 
-# Printable ASCII without spaces: anything else cannot be a key and must not reach an HTTP header.
-_KEY = re.compile(r"^[\x21-\x7e]{1,4096}$")
+# RFC 6750's b64token: what API keys and bearer tokens are made of. Anything else cannot be a key
+# (and must not reach an HTTP header), e.g. a ?key= whose percent-escapes were not UTF-8.
+_KEY = re.compile(r"^[A-Za-z0-9._~+/-]{1,4096}=*$")
 
 MISSING_KEY = (
     "Method doesn't allow unregistered callers. Pass an API key in the x-goog-api-key header, "

@@ -36,6 +36,7 @@ class Gateway:
         return response
 
     def _respond(self, request, log):
+        key = None
         try:
             if request.method == "OPTIONS" and self.settings.cors_origins:
                 return preflight_response(request, self.settings.cors_origins)
@@ -61,7 +62,7 @@ class Gateway:
                 return self.stream(model, key, body, request.args.get("alt") == "sse", log)
             return self.generate(model, key, body, log)
         except GeminiError as error:
-            return error_response(error)
+            return error_response(scrubbed(error, key))
         except RecursionError:
             return error_response(InvalidArgument("Invalid JSON payload received. The body is nested too deeply."))
         except Exception:  # a bug of ours: still a Gemini error, never an HTML page or a traceback
@@ -110,7 +111,7 @@ class Gateway:
             # Run up to the first chunk now, so that a failure before any output is a real HTTP
             # error, and worth a retry.
             translator = StreamTranslator(options, payload.get("n", 1))
-            chunks = stream_body(self.upstream.open_stream(payload, key), translator, sse, log)
+            chunks = stream_body(self.upstream.open_stream(payload, key), translator, sse, log, key)
             return next(chunks), chunks
 
         first, chunks = self.upstream.with_retries(start)
@@ -132,10 +133,34 @@ def json_body(request, limit):
     if not raw.strip():
         raise InvalidArgument("Invalid JSON payload received. The request body is empty.")
     try:
-        return json.loads(raw)
+        body = json.loads(raw, parse_constant=_refuse_constant)
+    except UnicodeDecodeError:
+        raise InvalidArgument("Invalid JSON payload received. The body is not UTF-8.") from None
     except ValueError as error:
-        reason = getattr(error, "msg", "not UTF-8")
-        raise InvalidArgument(f"Invalid JSON payload received. {reason}.") from None
+        raise InvalidArgument(f"Invalid JSON payload received. {getattr(error, 'msg', error)}.") from None
+    if b"\\u" in raw and _has_lone_surrogate(body):
+        raise InvalidArgument("Invalid JSON payload received. A string holds a lone UTF-16 surrogate escape.")
+    return body
+
+
+def _refuse_constant(name):
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _has_lone_surrogate(body):
+    try:
+        json.dumps(body, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def scrubbed(error, key):
+    """The error without the key in its message: some upstreams quote the key they refused, and in
+    team mode that key is the function's own."""
+    if key and key in error.message:
+        error.message = error.message.replace(key, "[redacted]")
+    return error
 
 
 def error_response(error):
@@ -174,7 +199,7 @@ def _add_cors_headers(response, request, origins):
         response.headers["Access-Control-Expose-Headers"] = "Retry-After"
 
 
-def stream_body(upstream_response, translator, sse, log):
+def stream_body(upstream_response, translator, sse, log, key):
     """The client's byte stream: SSE events, or a JSON array written element by element.
 
     A failure after output has begun is sent as a last ``{"error": ...}`` element; before that it
@@ -194,7 +219,7 @@ def stream_body(upstream_response, translator, sse, log):
     except GeminiError as error:
         if not started:
             raise
-        status, failure = error.code, error
+        status, failure = error.code, scrubbed(error, key)
         yield sse_event(error.body()) if sse else b",\r\n" + dumps(error.body()) + b"]"
     except GeneratorExit:
         status = 499  # the client went away

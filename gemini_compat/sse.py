@@ -57,7 +57,10 @@ def _field(line):
 
 def dumps(value):
     """Compact one-line JSON, UTF-8 encoded."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    except UnicodeEncodeError:  # a lone surrogate (from an upstream's \ud800): keep it escaped
+        return json.dumps(value, separators=(",", ":")).encode()
 
 
 def sse_event(value):

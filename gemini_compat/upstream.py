@@ -12,6 +12,7 @@ import urllib3
 
 from .errors import GeminiError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from .response_translation import upstream_error
+from .sse import dumps
 
 # An error body is read only this far: enough for any message, never a memory hazard.
 ERROR_BODY_LIMIT = 64 * 1024
@@ -62,7 +63,7 @@ class Upstream:
                                         timeout=self.timeout)
         except requests.RequestException as error:
             raise _transport_error(error) from None
-        return _json_of(self._checked(response, key, stream=False))
+        return _json_of(self._checked(response, stream=False))
 
     def open_stream(self, payload, key):
         """The upstream's streaming response, status 200 checked, body unread."""
@@ -73,23 +74,20 @@ class Upstream:
         if stream:
             headers["Accept"] = "text/event-stream"
             headers["Accept-Encoding"] = "identity"  # a compressed stream arrives in lumps
-        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        body = dumps(payload)
         try:
             response = self.session.post(self.base_url + path, data=body, headers=headers,
                                          timeout=self.timeout, stream=stream)
         except requests.RequestException as error:
             raise _transport_error(error) from None
-        return self._checked(response, key, stream)
+        return self._checked(response, stream)
 
     @staticmethod
-    def _checked(response, key, stream):
+    def _checked(response, stream):
         if response.status_code == 200:
             return response
         with response:
-            error = _status_error(response, stream)
-        # Some servers quote the key they refused; it must not travel on (in team mode it is ours).
-        error.message = error.message.replace(key, "[redacted]")
-        raise error
+            raise _status_error(response, stream)
 
 
 def _json_of(response):
