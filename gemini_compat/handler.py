@@ -12,7 +12,7 @@ from .embeddings import embedding_batches, embedding_vectors
 from .request_translation import chat_request
 from .response_translation import StreamTranslator, gemini_response, upstream_error
 from .sse import dumps, read_events, sse_event
-from .upstream import Upstream, read_blocks
+from .upstream import Upstream, json_answer, read_blocks
 from .validation import BATCH_EMBED_CONTENTS, COUNT_TOKENS, EMBED_CONTENT, GENERATE_CONTENT
 
 JSON = "application/json; charset=utf-8"
@@ -235,7 +235,7 @@ def stream_body(upstream_response, translator, sse, log, key):
 def gemini_chunks(upstream_response, translator):
     if upstream_response.headers.get("Content-Type", "").startswith("application/json"):
         # A server that ignored "stream": true and answered whole: one chunk with everything.
-        yield gemini_response(json.loads(upstream_response.content), translator.options)
+        yield gemini_response(json_answer(upstream_response), translator.options)
         return
     for event, data in read_events(read_blocks(upstream_response)):
         if data.strip() == b"[DONE]":

@@ -11,11 +11,11 @@ import json
 
 def read_events(blocks):
     """(event type, data) for each event in an iterable of byte blocks, as soon as the event is whole."""
-    pending = b""
+    pending = None  # None until the first block: a UTF-8 byte order mark there is not data
     data = []
     event = "message"
     for block in blocks:
-        pending += block
+        pending = block.removeprefix(b"\xef\xbb\xbf") if pending is None else pending + block
         lines = pending.splitlines(keepends=True)
         pending = b""
         # Hold back an unfinished last line, and a lone CR that may be the first half of CRLF.
@@ -36,7 +36,7 @@ def read_events(blocks):
                 event = "error"
             elif field == b"event":
                 event = value.decode("utf-8", "replace")
-    line = pending.rstrip(b"\r\n")
+    line = (pending or b"").rstrip(b"\r\n")
     if line:
         field, value = _field(line)
         if field in (b"data", b"error"):

@@ -55,7 +55,7 @@ class Upstream:
 
     def post_json(self, path, payload, key):
         """POST ``payload`` to ``path`` under the base URL; the JSON answer."""
-        return _json_of(self.post(path, payload, key))
+        return json_answer(self.post(path, payload, key))
 
     def get_json(self, path, key):
         try:
@@ -63,7 +63,7 @@ class Upstream:
                                         timeout=self.timeout)
         except requests.RequestException as error:
             raise _transport_error(error) from None
-        return _json_of(self._checked(response, stream=False))
+        return json_answer(self._checked(response, stream=False))
 
     def open_stream(self, payload, key):
         """The upstream's streaming response, status 200 checked, body unread."""
@@ -90,7 +90,8 @@ class Upstream:
             raise _status_error(response, stream)
 
 
-def _json_of(response):
+def json_answer(response):
+    """The parsed JSON body of an upstream answer; failures to read or parse it as Gemini errors."""
     try:
         return json.loads(response.content)
     except ValueError:
@@ -153,6 +154,8 @@ def _transport_error(error):
         return UpstreamTimeout("The upstream did not answer in time.")
     # requests wraps a failure to connect in MaxRetryError; a connection lost later is a ProtocolError.
     cause = error.args[0] if isinstance(error, requests.ConnectionError) and error.args else None
+    if isinstance(cause, urllib3.exceptions.TimeoutError):  # a body read that timed out, as requests wraps it
+        return UpstreamTimeout("The upstream did not answer in time.")
     if isinstance(cause, urllib3.exceptions.MaxRetryError):
         return UpstreamUnavailable("The upstream is unreachable.", retryable=True)
     if isinstance(cause, urllib3.exceptions.ProtocolError):

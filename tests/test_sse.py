@@ -25,6 +25,7 @@ def events(*blocks):
     (b"data: {}", [("message", "{}")]),
     (b"data: {}\n", [("message", "{}")]),
     (b"no colon line\ndata: {}\n\n", [("message", "{}")]),
+    (b"\xef\xbb\xbfdata: {}\n\n", [("message", "{}")]),
 ])
 def test_framings(raw, expected):
     assert events(raw) == expected
