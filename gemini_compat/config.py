@@ -41,10 +41,6 @@ class Settings:
     gcp_project: str = ""
 
     @property
-    def chat_completions_url(self):
-        return self.upstream_base_url + "/chat/completions"
-
-    @property
     def team_mode(self):
         return bool(self.upstream_api_key)
 

@@ -12,7 +12,7 @@ from .embeddings import embedding_batches, embedding_vectors
 from .request_translation import chat_request
 from .response_translation import StreamTranslator, gemini_response, upstream_error
 from .sse import dumps, read_events, sse_event
-from .upstream import Upstream, json_answer, read_blocks
+from .upstream import Upstream, close, json_answer, read_blocks
 from .validation import BATCH_EMBED_CONTENTS, COUNT_TOKENS, EMBED_CONTENT, GENERATE_CONTENT
 
 JSON = "application/json; charset=utf-8"
@@ -225,7 +225,7 @@ def stream_body(upstream_response, translator, sse, log, key):
         status = 499  # the client went away
         raise
     finally:
-        upstream_response.close()
+        close(upstream_response)
         if started:
             log.fields.update(upstreamStatus=200, stream=True, modelVersion=translator.model or translator.options.model,
                               usage=translator.reported_usage() or {})
