@@ -81,7 +81,7 @@ class Gateway:
         """Counted by the upstream itself: the request as a one-token generation, whose usage says
         how many prompt tokens it had. Exact for the model, at the price of one output token."""
         request = body.get("generateContentRequest") or {"contents": body["contents"]}
-        payload, _ = chat_request(request, model, stream=False)
+        payload, _ = chat_request(request, model, stream=False, partial_history=True)
         for name in ("n", "logprobs", "top_logprobs"):
             payload.pop(name, None)
         payload["max_tokens"] = 1

@@ -52,3 +52,41 @@ def _ordered(schema):
     names = list(schema["properties"])
     ordering = [name for name in schema.get("propertyOrdering", ()) if name in schema["properties"]]
     return ordering + [name for name in names if name not in ordering]
+
+
+# Where a JSON Schema holds further schemas: maps of them, lists of them, single ones.
+_SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+_SCHEMA_VALUES = ("items", "additionalProperties", "not", "if", "then", "else", "contains", "propertyNames",
+                  "unevaluatedProperties", "unevaluatedItems", "additionalItems")
+
+
+def standard_json_schema(schema):
+    """A JSON Schema as given (``parametersJsonSchema``, ``responseJsonSchema``), except type names
+    written the Gemini way (``"OBJECT"``, as the Gemini CLI does) lower-cased: upper-case names are
+    no JSON Schema type, and strict servers refuse them. Unchanged parts are returned as they are."""
+    if not isinstance(schema, dict):
+        return schema
+    changes = {}
+    kind = schema.get("type")
+    if isinstance(kind, str) and kind.isupper():
+        changes["type"] = kind.lower()
+    elif isinstance(kind, list) and any(isinstance(k, str) and k.isupper() for k in kind):
+        changes["type"] = [k.lower() if isinstance(k, str) else k for k in kind]
+    for key in _SCHEMA_MAPS:
+        value = schema.get(key)
+        if isinstance(value, dict):
+            converted = {name: standard_json_schema(child) for name, child in value.items()}
+            if any(converted[name] is not value[name] for name in value):
+                changes[key] = converted
+    for key in _SCHEMA_LISTS + _SCHEMA_VALUES:
+        value = schema.get(key)
+        if isinstance(value, list):
+            converted = [standard_json_schema(child) for child in value]
+            if any(new is not old for new, old in zip(converted, value)):
+                changes[key] = converted
+        elif isinstance(value, dict):
+            converted = standard_json_schema(value)
+            if converted is not value:
+                changes[key] = converted
+    return {**schema, **changes} if changes else schema

@@ -11,7 +11,7 @@ import mimetypes
 from collections import deque
 
 from .errors import InvalidArgument
-from .json_schema import from_gemini_schema
+from .json_schema import from_gemini_schema, standard_json_schema
 from .validation import field_path
 
 BUILT_IN_TOOLS = (
@@ -38,12 +38,15 @@ class ResponseOptions:
     enum_answer: bool = False
 
 
-def chat_request(body, model, stream):
-    """The OpenAI request for a Gemini request, and the options its answer is translated with."""
+def chat_request(body, model, stream, partial_history=False):
+    """The OpenAI request for a Gemini request, and the options its answer is translated with.
+
+    ``partial_history``: the contents may be a slice of a conversation (countTokens of one new
+    turn), so a function response may come without its call; it is then sent as text."""
     config = body.get("generationConfig", {})
     if "cachedContent" in body:
         raise InvalidArgument("cachedContent: cached contents are not supported by this endpoint; send the contents.")
-    request = {"model": model, "messages": messages(body)}
+    request = {"model": model, "messages": messages(body, partial_history)}
     request.update(sampling_parameters(config))
     format_params, enum_answer = response_format(config)
     request.update(format_params)
@@ -58,7 +61,7 @@ def chat_request(body, model, stream):
 
 # --- messages ----------------------------------------------------------------------------------
 
-def messages(body):
+def messages(body, partial_history=False):
     """``systemInstruction`` + ``contents`` as OpenAI messages, in order."""
     out = []
     system = body.get("systemInstruction")
@@ -71,7 +74,7 @@ def messages(body):
                 texts.append(part["text"])
         if texts:
             out.append({"role": "system", "content": "\n".join(texts)})
-    call_ids = CallIds(body["contents"])
+    call_ids = CallIds(body["contents"], partial_history)
     for index, content in enumerate(body["contents"]):
         path = ["contents", index, "parts"]
         if content.get("role") == "model":
@@ -126,6 +129,9 @@ def _add_user_turn(out, parts, call_ids, path):
         elif "functionResponse" in part:
             response = part["functionResponse"]
             call_id = call_ids.for_response(response.get("id"), response["name"], part_path + ["functionResponse"])
+            if call_id is None:  # partial history: the call is not part of it
+                content.append({"type": "text", "text": json.dumps({"functionResponse": response}, ensure_ascii=False)})
+                continue
             tool_messages.append({
                 "role": "tool",
                 "tool_call_id": call_id,
@@ -183,8 +189,9 @@ class CallIds:
     """tool_call ids for one request: kept when the client sent them, otherwise synthesized, and
     function responses matched to their calls by id, or first-in-first-out by name."""
 
-    def __init__(self, contents):
+    def __init__(self, contents, partial_history=False):
         self._contents = contents
+        self._partial_history = partial_history
         self._taken = None
         self._count = 0
         self._unanswered = {}  # function name -> ids of its calls not yet answered, oldest first
@@ -201,6 +208,8 @@ class CallIds:
             return given
         if waiting:
             return waiting.popleft()
+        if self._partial_history:
+            return None
         raise InvalidArgument(
             f"{field_path(path)}: no earlier functionCall named {name!r} is waiting for this response; "
             "a function response turn must come right after the model's function call turn"
@@ -333,7 +342,7 @@ def _response_json_schema(config):
     if "responseSchema" in config and "responseJsonSchema" in config:
         raise InvalidArgument("generationConfig: give responseSchema or responseJsonSchema, not both")
     if "responseJsonSchema" in config:
-        return config["responseJsonSchema"]
+        return standard_json_schema(config["responseJsonSchema"])
     if "responseSchema" in config:
         return from_gemini_schema(config["responseSchema"])
     return None
@@ -396,7 +405,7 @@ def function_tool(declaration, path):
     if "parameters" in declaration and "parametersJsonSchema" in declaration:
         raise InvalidArgument(f"{field_path(path)}: give parameters or parametersJsonSchema, not both")
     if "parametersJsonSchema" in declaration:
-        parameters = declaration["parametersJsonSchema"]
+        parameters = standard_json_schema(declaration["parametersJsonSchema"])
     elif "parameters" in declaration:
         parameters = from_gemini_schema(declaration["parameters"])
     else:

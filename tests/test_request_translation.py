@@ -400,3 +400,27 @@ def test_text_enum_is_constrained_through_a_wrapper_and_flagged_for_unwrapping()
     request, options = translate({"contents": [user("hi")], "generationConfig": config})
     assert request["response_format"]["json_schema"]["schema"]["properties"]["value"]["enum"] == ["pos", "neg"]
     assert options.enum_answer is True
+
+
+def test_json_schemas_with_gemini_type_names_get_standard_ones():
+    # What the Gemini CLI's model router sends: a responseJsonSchema with upper-case types.
+    schema = {"type": "OBJECT", "properties": {"TYPE": {"type": "STRING", "enum": ["OBJECT"]},
+                                               "score": {"type": ["INTEGER", "null"]},
+                                               "list": {"type": "ARRAY", "items": {"type": "NUMBER"}}},
+              "required": ["TYPE"], "additionalProperties": False}
+    config = {"responseMimeType": "application/json", "responseJsonSchema": schema}
+    request, _ = translate({"contents": [user("hi")], "generationConfig": config,
+                            "tools": [{"functionDeclarations": [{"name": "f", "parametersJsonSchema": schema}]}]})
+    expected = {"type": "object", "properties": {"TYPE": {"type": "string", "enum": ["OBJECT"]},
+                                                 "score": {"type": ["integer", "null"]},
+                                                 "list": {"type": "array", "items": {"type": "number"}}},
+                "required": ["TYPE"], "additionalProperties": False}
+    assert request["response_format"]["json_schema"]["schema"] == expected
+    assert request["tools"][0]["function"]["parameters"] == expected
+
+
+def test_count_tokens_of_a_turn_whose_call_is_not_in_it():
+    body = {"contents": [user(reply("read_file", {"output": "ok"}, id="x1"), "and this")]}
+    request, _ = chat_request(GENERATE_CONTENT.validate(body), "m", False, partial_history=True)
+    assert request["messages"] == [{"role": "user", "content":
+                                    '{"functionResponse": {"name": "read_file", "response": {"output": "ok"}, "id": "x1"}}\nand this'}]
