@@ -205,7 +205,7 @@ def stream_body(upstream_response, translator, sse, log, key):
     A failure after output has begun is sent as a last ``{"error": ...}`` element; before that it
     is raised, for the caller to answer with an HTTP error. The upstream response is always closed,
     also when the client goes away (the server then closes this generator)."""
-    started = False
+    started = complete = False
     status, failure = 200, None
     try:
         for chunk in gemini_chunks(upstream_response, translator):
@@ -214,6 +214,7 @@ def stream_body(upstream_response, translator, sse, log, key):
             else:
                 yield (b",\r\n" if started else b"[") + dumps(chunk)
             started = True
+        complete = True
         if not sse:
             yield b"]"
     except GeminiError as error:
@@ -225,7 +226,7 @@ def stream_body(upstream_response, translator, sse, log, key):
         status = 499  # the client went away
         raise
     finally:
-        close(upstream_response)
+        close(upstream_response, reuse=complete)
         if started:
             log.fields.update(upstreamStatus=200, stream=True, modelVersion=translator.model or translator.options.model,
                               usage=translator.reported_usage() or {})

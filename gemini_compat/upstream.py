@@ -98,8 +98,13 @@ def connection_pool(settings, size):
     return urllib3.PoolManager(**options)
 
 
-def close(response):
-    """Give the connection back: to the pool if the body was read to its end, else closed."""
+def close(response, reuse=False):
+    """Give the connection back to the pool, or close it if the answer was not read to its end.
+    ``reuse``: the answer is complete (a stream after [DONE]); read what little is left of the
+    body (the chunked encoding's last chunk), so that the connection can serve the next request
+    instead of costing a new connection (a TLS handshake) per stream."""
+    if reuse:
+        response.drain_conn()
     if not response.isclosed():
         response.close()
     response.release_conn()
