@@ -54,39 +54,50 @@ def _ordered(schema):
     return ordering + [name for name in names if name not in ordering]
 
 
-# Where a JSON Schema holds further schemas: maps of them, lists of them, single ones.
-_SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
-_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
-_SCHEMA_VALUES = ("items", "additionalProperties", "not", "if", "then", "else", "contains", "propertyNames",
-                  "unevaluatedProperties", "unevaluatedItems", "additionalItems")
+# Where a JSON Schema holds further schemas: maps of them, and single ones or lists of them.
+_SCHEMA_MAPS = frozenset(("properties", "patternProperties", "$defs", "definitions", "dependentSchemas"))
+_SCHEMA_CHILDREN = frozenset(("anyOf", "oneOf", "allOf", "prefixItems", "items", "additionalProperties", "not",
+                              "if", "then", "else", "contains", "propertyNames", "unevaluatedProperties",
+                              "unevaluatedItems", "additionalItems"))
 
 
 def standard_json_schema(schema):
     """A JSON Schema as given (``parametersJsonSchema``, ``responseJsonSchema``), except type names
     written the Gemini way (``"OBJECT"``, as the Gemini CLI does) lower-cased: upper-case names are
-    no JSON Schema type, and strict servers refuse them. Unchanged parts are returned as they are."""
+    no JSON Schema type, and strict servers refuse them. Unchanged parts are returned as they are
+    (no copy: this runs on every tool of every request)."""
     if not isinstance(schema, dict):
         return schema
-    changes = {}
-    kind = schema.get("type")
-    if isinstance(kind, str) and kind.isupper():
-        changes["type"] = kind.lower()
-    elif isinstance(kind, list) and any(isinstance(k, str) and k.isupper() for k in kind):
-        changes["type"] = [k.lower() if isinstance(k, str) else k for k in kind]
-    for key in _SCHEMA_MAPS:
-        value = schema.get(key)
-        if isinstance(value, dict):
-            converted = {name: standard_json_schema(child) for name, child in value.items()}
-            if any(converted[name] is not value[name] for name in value):
-                changes[key] = converted
-    for key in _SCHEMA_LISTS + _SCHEMA_VALUES:
-        value = schema.get(key)
-        if isinstance(value, list):
-            converted = [standard_json_schema(child) for child in value]
-            if any(new is not old for new, old in zip(converted, value)):
-                changes[key] = converted
-        elif isinstance(value, dict):
-            converted = standard_json_schema(value)
-            if converted is not value:
-                changes[key] = converted
+    changes = None
+    for key, value in schema.items():
+        if key == "type":
+            new = _standard_type(value)
+        elif key in _SCHEMA_MAPS and isinstance(value, dict):
+            new = _changed_items(value, value.items())
+        elif key in _SCHEMA_CHILDREN:
+            new = _changed_items(value, enumerate(value)) if isinstance(value, list) else standard_json_schema(value)
+        else:
+            continue
+        if new is not value:
+            changes = changes or {}
+            changes[key] = new
     return {**schema, **changes} if changes else schema
+
+
+def _standard_type(kind):
+    if isinstance(kind, str):
+        return kind.lower() if kind.isupper() else kind
+    if isinstance(kind, list) and any(isinstance(k, str) and k.isupper() for k in kind):
+        return [k.lower() if isinstance(k, str) else k for k in kind]
+    return kind
+
+
+def _changed_items(container, items):
+    """``container`` (a dict or list of schemas) with each schema standardised; itself if none changed."""
+    copy = None
+    for key, child in items:
+        new = standard_json_schema(child)
+        if new is not child:
+            copy = copy or (dict(container) if isinstance(container, dict) else list(container))
+            copy[key] = new
+    return copy if copy is not None else container
