@@ -26,7 +26,8 @@ USER 10001
 
 # PORT: Cloud Run sets its own; 8080 is for `docker run -p 8080:8080`.
 # THREADS: gunicorn threads in functions-framework's single worker; keep it equal to the
-# platform's per-instance concurrency (deploy.sh sets both from --concurrency).
+# platform's per-instance concurrency (deploy.sh sets both from --concurrency). The function is
+# stateless: to scale out, run more replicas and let the platform's autoscaler decide how many.
 ENV PORT=8080 \
     THREADS=16 \
     WORKERS=1
