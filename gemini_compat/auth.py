@@ -13,11 +13,14 @@ from .errors import InvalidArgument, PermissionDenied
 
 # RFC 6750's b64token: what API keys and bearer tokens are made of. Anything else cannot be a key
 # (and must not reach an HTTP header), e.g. a ?key= whose percent-escapes were not UTF-8.
-_KEY = re.compile(r"^[A-Za-z0-9._~+/-]{1,4096}=*$")
+_KEY = re.compile(r"[A-Za-z0-9._~+/-]{1,4096}=*")
+# A JSON Web Token: on an IAM-protected service, "Authorization: Bearer" carries the caller's Google
+# identity token, which is for Google's front end and must not travel upstream as an API key.
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
 MISSING_KEY = (
     "Method doesn't allow unregistered callers. Pass an API key in the x-goog-api-key header, "
-    "the key query parameter, or an Authorization: Bearer header."
+    "the key query parameter, or an Authorization: Bearer header (an identity token there is not one)."
 )
 NO_ACCESS_KEYS = (
     "This endpoint holds an upstream key but no ACCESS_KEYS, so it refuses every request. "
@@ -43,13 +46,13 @@ def caller_key(headers, args):
     key = headers.get("x-goog-api-key") or args.get("key") or args.get("$key")
     if not key:
         scheme, _, token = headers.get("Authorization", "").partition(" ")
-        if scheme.lower() == "bearer":
+        if scheme.lower() == "bearer" and not _JWT.fullmatch(token.strip()):
             key = token
     key = (key or "").strip()
     if not key:
         # The real API answers a missing key with 403 PERMISSION_DENIED; so do we.
         raise PermissionDenied(MISSING_KEY)
-    if not _KEY.match(key):
+    if not _KEY.fullmatch(key):
         raise invalid_key()
     return key
 

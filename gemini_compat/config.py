@@ -6,6 +6,7 @@ endpoint must fail its deploy, not answer wrongly.
 
 import dataclasses
 import hashlib
+import math
 import os
 import re
 
@@ -39,6 +40,8 @@ class Settings:
     cors_origins: tuple = ()
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     gcp_project: str = ""
+    # functions-framework's gunicorn threads (its own default: 4 per core): the pool's size too.
+    threads: int = 4 * (os.cpu_count() or 1)
 
     @property
     def team_mode(self):
@@ -66,6 +69,7 @@ class Settings:
             cors_origins=tuple(origin.rstrip("/") for origin in _list(env, "CORS_ORIGINS")),
             max_request_bytes=_number(env, "MAX_REQUEST_BYTES", DEFAULT_MAX_REQUEST_BYTES, int, minimum=1),
             gcp_project=_text(env, "GOOGLE_CLOUD_PROJECT") or _text(env, "GCP_PROJECT"),
+            threads=_number(env, "THREADS", 4 * (os.cpu_count() or 1), int, minimum=1),
         )
 
 
@@ -102,8 +106,8 @@ def _number(env, name, default, kind, minimum):
         value = kind(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a {kind.__name__} number, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, got {raw!r}")
+    if not math.isfinite(value) or value < minimum:
+        raise ConfigError(f"{name} must be a finite number of at least {minimum}, got {raw!r}")
     return value
 
 

@@ -7,18 +7,20 @@ from .errors import InvalidArgument, UpstreamError
 from .validation import field_path
 
 
-def embedding_batches(requests, model, base_path=None):
+def embedding_batches(requests, requested_model, model, base_path=None):
     """OpenAI embedding requests for Gemini EmbedContentRequests, one per distinct
     ``outputDimensionality``, each with the positions its inputs came from.
 
-    ``taskType`` and ``title`` have no OpenAI equivalent and are accepted but not used. Error paths
-    start at ``base_path`` (["requests"] for a batch)."""
+    ``taskType`` and ``title`` have no OpenAI equivalent and are accepted but not used. A request's
+    own ``model`` must be the one in the URL (``requested_model``, before aliases); ``model`` is
+    what goes upstream. Error paths start at ``base_path`` (["requests"] for a batch)."""
     groups = {}
     for index, request in enumerate(requests):
         path = [*base_path, index] if base_path else []
         named = request.get("model")
-        if named and named not in (model, f"models/{model}"):
-            raise InvalidArgument(f"{field_path(path + ['model'])}: must be models/{model}, the model in the URL")
+        if named and named not in (requested_model, f"models/{requested_model}"):
+            raise InvalidArgument(
+                f"{field_path(path + ['model'])}: must be models/{requested_model}, the model in the URL")
         text = embedding_text(request["content"], path + ["content"])
         dimensions = request.get("outputDimensionality")
         positions, inputs = groups.setdefault(dimensions, ([], []))

@@ -34,11 +34,13 @@ def status_for(code):
 
 class GeminiError(Exception):
     """An error to report to the client in the Gemini envelope. ``retryable`` marks upstream
-    failures worth another attempt (before any byte of the answer has reached the client)."""
+    failures worth another attempt (before any byte of the answer has reached the client), and
+    ``retry_after`` the seconds the upstream asked to wait, if it did."""
 
     code = 500
 
-    def __init__(self, message, code=None, headers=None, details=None, retryable=False, from_upstream=False):
+    def __init__(self, message, code=None, headers=None, details=None, retryable=False, from_upstream=False,
+                 retry_after=None):
         super().__init__(message)
         self.message = message
         if code is not None:
@@ -47,6 +49,7 @@ class GeminiError(Exception):
         self.details = details
         self.retryable = retryable
         self.from_upstream = from_upstream
+        self.retry_after = retry_after
 
     @property
     def status(self):

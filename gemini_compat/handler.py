@@ -11,7 +11,8 @@ from .logs import RequestLog, emit
 from .embeddings import embedding_batches, embedding_vectors
 from .request_translation import chat_request
 from .response_translation import StreamTranslator, gemini_response, upstream_error
-from .sse import dumps, read_events, sse_event
+from .json_wire import dumps, loads
+from .sse import read_events, sse_event
 from .upstream import Upstream, close, json_answer, read_blocks
 from .validation import BATCH_EMBED_CONTENTS, COUNT_TOKENS, EMBED_CONTENT, GENERATE_CONTENT
 
@@ -47,23 +48,25 @@ class Gateway:
                 return json_response(models.page(self.models(key), request.args))
             if route.action == "getModel":
                 return json_response(models.find_model(self.models(key), route))
-            model = models.upstream_model(self.settings, route)
+            model = log.fields["upstreamModel"] = models.upstream_model(self.settings, route)
             body = json_body(request, self.settings.max_request_bytes)
             if route.action == "countTokens":
                 return json_response(self.count_tokens(model, key, COUNT_TOKENS.validate(body)))
             if route.action == "embedContent":
-                answer = self.embed(model, key, [EMBED_CONTENT.validate(body)], base_path=None)
+                answer = self.embed(route, model, key, [EMBED_CONTENT.validate(body)], base_path=None)
                 return json_response({"embedding": answer[0]})
             if route.action == "batchEmbedContents":
                 requests = BATCH_EMBED_CONTENTS.validate(body)["requests"]
-                return json_response({"embeddings": self.embed(model, key, requests, base_path=["requests"])})
+                return json_response({"embeddings": self.embed(route, model, key, requests, base_path=["requests"])})
             body = GENERATE_CONTENT.validate(body)
             if route.action == "streamGenerateContent":
                 return self.stream(model, key, body, request.args.get("alt") == "sse", log)
             return self.generate(model, key, body, log)
         except GeminiError as error:
+            if error.from_upstream:
+                log.fields["upstreamStatus"] = error.code
             return error_response(scrubbed(error, key))
-        except RecursionError:
+        except RecursionError:  # the client's body (upstream answers are caught in ``translated``)
             return error_response(InvalidArgument("Invalid JSON payload received. The body is nested too deeply."))
         except Exception:  # a bug of ours: still a Gemini error, never an HTML page or a traceback
             emit({"severity": "ERROR", "message": "unexpected error\n" + traceback.format_exc()})
@@ -72,7 +75,7 @@ class Gateway:
     def generate(self, model, key, body, log):
         payload, options = chat_request(body, model, stream=False)
         completion = self.upstream.with_retries(lambda: self.upstream.post_json("/chat/completions", payload, key))
-        response = gemini_response(completion, options)
+        response = translated(gemini_response, completion, options)
         log.fields.update(upstreamStatus=200, modelVersion=response["modelVersion"],
                           usage=response.get("usageMetadata", {}))
         return json_response(response)
@@ -92,17 +95,17 @@ class Gateway:
             raise UpstreamError("The upstream reported no prompt token count, so tokens cannot be counted.")
         return {"totalTokens": prompt_tokens}
 
-    def embed(self, model, key, requests, base_path):
+    def embed(self, route, model, key, requests, base_path):
         vectors = [None] * len(requests)
-        for positions, payload in embedding_batches(requests, model, base_path):
+        for positions, payload in embedding_batches(requests, route.model, model, base_path):
             answer = self.upstream.with_retries(lambda: self.upstream.post_json("/embeddings", payload, key))
-            for position, values in zip(positions, embedding_vectors(answer, len(positions))):
+            for position, values in zip(positions, translated(embedding_vectors, answer, len(positions))):
                 vectors[position] = {"values": values}
         return vectors
 
     def models(self, key):
         upstream_list = self.upstream.with_retries(lambda: self.upstream.get_json("/models", key))
-        return models.gemini_models(self.settings, upstream_list)
+        return translated(models.gemini_models, self.settings, upstream_list)
 
     def stream(self, model, key, body, sse, log):
         payload, options = chat_request(body, model, stream=True)
@@ -133,7 +136,7 @@ def json_body(request, limit):
     if not raw.strip():
         raise InvalidArgument("Invalid JSON payload received. The request body is empty.")
     try:
-        body = json.loads(raw, parse_constant=_refuse_constant)
+        body = loads(raw)
     except UnicodeDecodeError:
         raise InvalidArgument("Invalid JSON payload received. The body is not UTF-8.") from None
     except ValueError as error:
@@ -141,10 +144,6 @@ def json_body(request, limit):
     if b"\\u" in raw and _has_lone_surrogate(body):
         raise InvalidArgument("Invalid JSON payload received. A string holds a lone UTF-16 surrogate escape.")
     return body
-
-
-def _refuse_constant(name):
-    raise ValueError(f"{name} is not a JSON value")
 
 
 def _has_lone_surrogate(body):
@@ -209,22 +208,23 @@ def stream_body(upstream_response, translator, sse, log, key):
     status, failure = 200, None
     try:
         for chunk in gemini_chunks(upstream_response, translator):
-            if sse:
-                yield sse_event(chunk)
-            else:
-                yield (b",\r\n" if started else b"[") + dumps(chunk)
+            data = sse_event(chunk) if sse else (b",\r\n" if started else b"[") + dumps(chunk)
             started = True
+            yield data
         complete = True
         if not sse:
             yield b"]"
-    except GeminiError as error:
-        if not started:
-            raise
-        status, failure = error.code, scrubbed(error, key)
-        yield sse_event(error.body()) if sse else b",\r\n" + dumps(error.body()) + b"]"
     except GeneratorExit:
         status = 499  # the client went away
         raise
+    except Exception as error:  # noqa: BLE001 - after the first byte, every failure becomes an error event
+        if not started:
+            raise
+        if not isinstance(error, GeminiError):
+            emit({"severity": "ERROR", "message": "unexpected error in a stream\n" + traceback.format_exc()})
+            error = GeminiError("An internal error has occurred.")
+        status, failure = error.code, scrubbed(error, key)
+        yield sse_event(error.body()) if sse else b",\r\n" + dumps(error.body()) + b"]"
     finally:
         close(upstream_response, reuse=complete)
         if started:
@@ -236,27 +236,44 @@ def stream_body(upstream_response, translator, sse, log, key):
 def gemini_chunks(upstream_response, translator):
     if upstream_response.headers.get("Content-Type", "").startswith("application/json"):
         # A server that ignored "stream": true and answered whole: one chunk with everything.
-        yield gemini_response(json_answer(upstream_response), translator.options)
+        yield translated(gemini_response, json_answer(upstream_response), translator.options)
         return
     for event, data in read_events(read_blocks(upstream_response)):
         if data.strip() == b"[DONE]":
-            yield from translator.done()
+            yield from translated(translator.done)
             return
         try:
-            chunk = json.loads(data)
-        except ValueError:
+            chunk = loads(data)
+        except (ValueError, RecursionError):
             shown = data[:200].decode("utf-8", "replace")
             raise UpstreamError(f"The upstream sent an invalid stream event: {shown}") from None
         if event == "error" or not isinstance(chunk, dict):
             raise upstream_error(None, chunk)
-        yield from translator.translate(chunk)
-    yield from translator.end_of_stream()
+        yield from translated(translator.translate, chunk)
+    yield from translated(translator.end_of_stream)
 
 
 def _prepend(first, rest):
     # A generator, not itertools.chain: closing it must close ``rest`` (and so the upstream).
-    yield first
-    yield from rest
+    try:
+        yield first
+        yield from rest
+    finally:
+        rest.close()
+
+
+# What translating an answer of an unexpected shape raises (a string where an object belongs...).
+_SHAPE_ERRORS = (TypeError, AttributeError, ValueError, KeyError, IndexError, OverflowError, RecursionError)
+
+
+def translated(translate, *args):
+    """``translate(*args)`` on upstream data. An answer of a shape the translation does not expect
+    is the upstream's fault, a 502, not ours; the details go to the log."""
+    try:
+        return translate(*args)
+    except _SHAPE_ERRORS:
+        emit({"severity": "WARNING", "message": "untranslatable upstream answer\n" + traceback.format_exc()})
+        raise UpstreamError("The upstream answer has a shape that cannot be translated.") from None
 
 
 def framework_error_response(error):

@@ -9,7 +9,7 @@ import sys
 import time
 
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
-_CLOUD_TRACE = re.compile(r"^([0-9a-fA-F]{32})(?:/(\d+))?")
+_CLOUD_TRACE = re.compile(r"^([0-9a-fA-F]{32})(?:/([0-9]{1,20}))?")
 
 
 class RequestLog:
@@ -49,12 +49,15 @@ class RequestLog:
 
 
 def error_summary(error):
-    """What the log says of an error. Our own 4xx messages may quote the client's input (a prompt),
-    so only their status and field path are logged; upstream and server errors are logged whole."""
-    if error.from_upstream or error.code >= 500:
+    """What the log says of an error. The upstream's own error messages are logged whole. Ours may
+    quote the client's input or the upstream's answer after a colon, so only what precedes it is:
+    for a 400, the field path."""
+    if error.from_upstream:
         return error.message
-    path, colon, _ = error.message.partition(": ")
-    return f"{error.status} at {path}" if colon and " " not in path else error.status
+    head, colon, _ = error.message.partition(": ")
+    if not colon:
+        return f"{error.status}: {error.message}" if error.code >= 500 else error.status
+    return f"{error.status} at {head}" if " " not in head else f"{error.status}: {head}"
 
 
 def trace_fields(headers, project):

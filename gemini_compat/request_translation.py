@@ -250,6 +250,9 @@ def inline_data_part(blob, path):
 
 def file_data_part(file_data, path):
     uri = file_data["fileUri"]
+    if not uri.lower().startswith(("https://", "http://")):
+        # Some servers read file:// (llama.cpp --media-path, vLLM local media) or other schemes.
+        raise InvalidArgument(f"{field_path(path + ['fileUri'])}: only http(s) URIs can be passed on")
     mime_type = (file_data.get("mimeType") or mimetypes.guess_type(uri.split("?", 1)[0])[0] or "").lower()
     if mime_type.startswith("image/"):
         return {"type": "image_url", "image_url": {"url": uri}}
@@ -273,26 +276,24 @@ def standard_base64(data, path):
 
 # --- generation config -------------------------------------------------------------------------
 
+def _as_given(value):
+    return value
+
+
+# Gemini generationConfig field -> (OpenAI field, conversion). Integer fields are made integers:
+# the Python SDK sends integral floats (topK 3.0), which some servers refuse.
 _SAMPLING = {
-    "temperature": "temperature",
-    "topP": "top_p",
-    "maxOutputTokens": "max_tokens",
-    "candidateCount": "n",
-    "seed": "seed",
-    "presencePenalty": "presence_penalty",
-    "frequencyPenalty": "frequency_penalty",
+    "temperature": ("temperature", _as_given),
+    "topP": ("top_p", _as_given),
+    "topK": ("top_k", int),
+    "maxOutputTokens": ("max_tokens", int),
+    "candidateCount": ("n", int),
+    "seed": ("seed", int),
+    "presencePenalty": ("presence_penalty", _as_given),
+    "frequencyPenalty": ("frequency_penalty", _as_given),
 }
-# Accepted and validated, but with no upstream equivalent; they only tune Google's own serving.
-IGNORED_CONFIG = ("mediaResolution", "enableEnhancedCivicAnswers", "imageConfig", "audioTranscriptionConfig")
-
-
 def sampling_parameters(config):
-    params = {openai: config[gemini] for gemini, openai in _SAMPLING.items() if gemini in config}
-    if "topK" in config:
-        params["top_k"] = int(config["topK"])
-    for name in ("candidateCount", "maxOutputTokens", "seed"):
-        if name in config:  # the SDK sends integral floats (3.0); servers want integers
-            params[_SAMPLING[name]] = int(config[name])
+    params = {openai: convert(config[gemini]) for gemini, (openai, convert) in _SAMPLING.items() if gemini in config}
     if config.get("stopSequences"):
         params["stop"] = config["stopSequences"]
     if config.get("responseLogprobs"):

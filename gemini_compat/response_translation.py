@@ -4,14 +4,20 @@ Pure: dicts in, dicts out. ``StreamTranslator`` keeps the little state a stream 
 fragments, finish reasons, usage) and emits each Gemini chunk as soon as its upstream chunk allows.
 """
 
+import email.utils
 import json
 import math
+import re
+import time
 
 from .errors import GeminiError, UpstreamError, status_for
+from .json_wire import loads
 from .request_translation import ENUM_FIELD
 
 # Upstream answers worth retrying: rate limited, or a gateway or server briefly unavailable.
 RETRYABLE_STATUS = (429, 502, 503)
+MAX_RETRY_AFTER = 86400.0  # a day: longer is not a hint anyone follows
+_SECONDS = re.compile(r"[0-9]{1,10}(?:\.[0-9]{1,6})?\Z")
 
 FINISH_REASONS = {
     "stop": "STOP",
@@ -87,9 +93,9 @@ def parse_arguments(arguments):
     if arguments is None or (isinstance(arguments, str) and not arguments.strip()):
         return {}  # some servers send "" for a call without arguments
     try:
-        value = json.loads(arguments)
+        value = loads(arguments)
         if isinstance(value, str):  # arguments encoded twice
-            value = json.loads(value)
+            value = loads(value)
     except (TypeError, ValueError):
         return None
     return value if isinstance(value, dict) else None
@@ -111,7 +117,7 @@ def function_call_part(call_id, name, arguments):
 def unwrap_enum(text):
     """The bare value of a text/x.enum answer, which the upstream wrote as {"value": ...}."""
     try:
-        value = json.loads(text)
+        value = loads(text)
     except ValueError:
         return text.strip()
     if isinstance(value, dict) and isinstance(value.get(ENUM_FIELD), str):
@@ -156,26 +162,35 @@ def upstream_error(status, payload, headers=None):
             code = int(code)
         status = code if isinstance(code, int) and 400 <= code <= 599 else 502
     extra_headers, details = {}, None
-    retry_after = _retry_after(headers or {})
-    if retry_after:
-        extra_headers["Retry-After"] = retry_after
-        if retry_after.isdigit():  # the Gemini CLI reads RetryInfo to time its retry
-            details = [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{int(retry_after)}s"}]
-    return GeminiError(message.strip() or status_for(status), code=status,
-                       headers=extra_headers, details=details, retryable=status in RETRYABLE_STATUS,
-                       from_upstream=True)
+    retry_after = retry_after_seconds(headers or {})
+    given = ((headers or {}).get("Retry-After") or "").strip()
+    if retry_after is not None and given and not _SECONDS.match(given):
+        extra_headers["Retry-After"] = given  # an HTTP date, passed on as it is
+    elif retry_after is not None:
+        seconds = math.ceil(retry_after)
+        extra_headers["Retry-After"] = str(seconds)
+        # The Gemini CLI reads RetryInfo to time its retry.
+        details = [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{seconds}s"}]
+    return GeminiError(message.strip() or status_for(status), code=status, headers=extra_headers, details=details,
+                       retryable=status in RETRYABLE_STATUS, from_upstream=True, retry_after=retry_after)
 
 
-def _retry_after(headers):
-    """Retry-After as the upstream gave it, or from openai-style retry-after-ms (whole seconds, rounded up)."""
+def retry_after_seconds(headers):
+    """Seconds the upstream asked to wait (Retry-After as seconds or an HTTP date, or OpenAI's
+    retry-after-ms), or None when it did not say, or said something unusable."""
     value = (headers.get("Retry-After") or "").strip()
+    if _SECONDS.match(value):  # RFC 9110 says whole seconds; some servers send decimals
+        return min(float(value), MAX_RETRY_AFTER)
     if value:
-        return value
+        try:
+            return min(max(email.utils.parsedate_to_datetime(value).timestamp() - time.time(), 0.0), MAX_RETRY_AFTER)
+        except (TypeError, ValueError, OverflowError):
+            return None
     try:
         milliseconds = float(headers.get("retry-after-ms") or "")
     except ValueError:
-        return ""
-    return str(max(math.ceil(milliseconds / 1000), 0))
+        return None
+    return min(milliseconds / 1000, MAX_RETRY_AFTER) if math.isfinite(milliseconds) and milliseconds >= 0 else None
 
 
 # --- whole answers -----------------------------------------------------------------------------
@@ -202,29 +217,41 @@ def gemini_response(completion, options):
     return response
 
 
-def _candidate(choice, position, options):
-    message = choice.get("message") or {}
+def text_parts(message, options, text):
+    """The parts a message or delta says in words: thoughts (if asked for), ``text``, a refusal."""
     parts = []
     if options.include_thoughts:
         thoughts = reasoning_text(message)
         if thoughts:
             parts.append({"text": thoughts, "thought": True})
-    text = content_text(message.get("content"))
-    if options.enum_answer and text:
-        text = unwrap_enum(text)
     if text:
         parts.append({"text": text})
+    if refusal_text(message):
+        parts.append({"text": refusal_text(message)})
+    return parts
+
+
+def refusal_text(message):
     refusal = message.get("refusal")
-    if isinstance(refusal, str) and refusal:
-        parts.append({"text": refusal})
-    calls = message.get("tool_calls") or []
-    if isinstance(message.get("function_call"), dict):  # the deprecated single-call form
-        calls = [{"function": message["function_call"]}]
-    reason = "SAFETY" if refusal else finish_reason(choice.get("finish_reason") or "stop")
+    return refusal if isinstance(refusal, str) else ""
+
+
+def tool_calls(message):
+    """A message's or delta's tool calls, the deprecated single ``function_call`` included."""
+    if isinstance(message.get("function_call"), dict):
+        return [{"index": 0, "function": message["function_call"]}]
+    calls = message.get("tool_calls")
+    return [call for call in calls if isinstance(call, dict)] if isinstance(calls, list) else []
+
+
+def _candidate(choice, position, options):
+    message = choice.get("message") or {}
+    text = content_text(message.get("content"))
+    parts = text_parts(message, options, unwrap_enum(text) if options.enum_answer and text else text)
+    calls = tool_calls(message)
+    reason = "SAFETY" if refusal_text(message) else finish_reason(choice.get("finish_reason") or "stop")
     problems = []
     for call in calls:
-        if not isinstance(call, dict):
-            continue
         function = call.get("function") or {}
         part, problem = function_call_part(call.get("id"), function.get("name"), function.get("arguments"))
         if part:
@@ -269,6 +296,7 @@ class _Choice:
         self.finish = None
         self.problems = []
         self.enum_text = []
+        self.refused = False
 
     def add_fragment(self, fragment):
         """Accumulate one tool-call delta. Keyed on id, falling back to index; a fragment with
@@ -347,8 +375,9 @@ class StreamTranslator:
             if isinstance(choice, dict):
                 parts = self._choice_parts(choice)
                 if parts:
-                    out.append(self._chunk([{"content": {"parts": parts, "role": "model"},
-                                             "index": choice.get("index") or 0}]))
+                    candidate = {"content": {"parts": parts, "role": "model"}, "index": choice.get("index") or 0}
+                    candidate.update(logprobs_result(choice.get("logprobs")))
+                    out.append(self._chunk([candidate]))
         finished = [state for state in self.choices.values() if state.finish]
         if len(finished) >= self.expected and self.usage is not None:
             out.append(self._final_chunk())
@@ -362,25 +391,19 @@ class StreamTranslator:
         if choice.get("usage"):  # Moonshot puts usage inside the choice
             self.usage = choice["usage"]
         delta = choice.get("delta") or choice.get("message") or {}
-        parts = []
-        if self.options.include_thoughts:
-            thoughts = reasoning_text(delta)
-            if thoughts:
-                parts.append({"text": thoughts, "thought": True})
         text = content_text(delta.get("content"))
-        if text:
-            if self.options.enum_answer:
-                state.enum_text.append(text)  # a few tokens; sent whole once the answer is complete
-            else:
-                parts.append({"text": text})
-        for fragment in delta.get("tool_calls") or ():
-            if isinstance(fragment, dict):
-                state.add_fragment(fragment)
+        if text and self.options.enum_answer:
+            state.enum_text.append(text)  # a few tokens; sent whole once the answer is complete
+            text = ""
+        parts = text_parts(delta, self.options, text)
+        state.refused = state.refused or bool(refusal_text(delta))
+        for fragment in tool_calls(delta):
+            state.add_fragment(fragment)
         reason = choice.get("finish_reason")
         if reason == "error":
             raise UpstreamError("The upstream reported an error while generating the answer.")
         if reason:
-            state.finish = finish_reason(reason)
+            state.finish = "SAFETY" if state.refused else finish_reason(reason)
         parts.extend(state.ready_calls(close_all=bool(reason)))
         return parts
 

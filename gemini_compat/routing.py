@@ -13,7 +13,7 @@ from .errors import InvalidArgument, MethodNotAllowed, NotFound
 # Any prefix (a Cloud Functions URL carries the function name), then the API version and collection.
 _PATH = re.compile(r"^(?:/[^/]*)*?/(?P<version>v1|v1beta|v1alpha)/models(?:/(?P<rest>.*))?$")
 # Letters, digits, '.', '_', '-'; optionally one '/'-separated owner part ("Qwen/Qwen3-8B").
-_MODEL_ID = re.compile(r"^[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)?$")
+_MODEL_ID = re.compile(r"[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)?")
 
 # action -> the HTTP method it takes. Reads of the collection and of one model have pseudo-actions.
 METHODS = {
@@ -73,7 +73,7 @@ def parse_route(path, method):
 
 
 def is_model_id(model):
-    return bool(_MODEL_ID.match(model)) and ".." not in model and not model.startswith(".") and "/." not in model
+    return bool(_MODEL_ID.fullmatch(model)) and ".." not in model and not model.startswith(".") and "/." not in model
 
 
 def check_model_id(model):

@@ -6,7 +6,7 @@ Beyond the rules, for upstreams seen in the wild: llama.cpp's legacy ``error:`` 
 line with no field name, both read as data.
 """
 
-import json
+from .json_wire import dumps
 
 
 def read_events(blocks):
@@ -53,14 +53,6 @@ def _field(line):
     if not colon or not name:  # a comment (":...") or a line that is not a field
         return b"", b""
     return name, value[1:] if value.startswith(b" ") else value
-
-
-def dumps(value):
-    """Compact one-line JSON, UTF-8 encoded."""
-    try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
-    except UnicodeEncodeError:  # a lone surrogate (from an upstream's \ud800): keep it escaped
-        return json.dumps(value, separators=(",", ":")).encode()
 
 
 def sse_event(value):

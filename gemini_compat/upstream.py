@@ -4,8 +4,6 @@ urllib3 (the transport under requests) is used directly: requests' session machi
 0.5 ms per call, half of our whole budget (see the README's benchmark).
 """
 
-import email.utils
-import json
 import os
 import random
 import re
@@ -17,11 +15,12 @@ import urllib3
 
 from .errors import GeminiError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from .response_translation import upstream_error
-from .sse import dumps
+from .json_wire import dumps, loads
 
-# An error body is read only this far: enough for any message, never a memory hazard.
+# A streaming request's error body is read only this far: enough for any message.
 ERROR_BODY_LIMIT = 64 * 1024
 READ_SIZE = 64 * 1024
+DRAIN_SECONDS = 0.25
 BACKOFF_BASE = 0.25  # seconds; attempt n waits a random time up to BACKOFF_BASE * 2**n
 BACKOFF_CAP = 8.0
 # A Retry-After longer than this is passed on to the client rather than waited out here.
@@ -29,11 +28,11 @@ RETRY_AFTER_CAP = 10.0
 
 
 class Upstream:
-    def __init__(self, settings, pool_size=None):
+    def __init__(self, settings):
         self.base_url = settings.upstream_base_url
         self.deadline_seconds = settings.upstream_timeout
         self.retries = settings.upstream_retries
-        self.pool = connection_pool(settings, pool_size or int(os.environ.get("THREADS") or (os.cpu_count() or 1) * 4))
+        self.pool = connection_pool(settings)
 
     def with_retries(self, attempt):
         """``attempt()``, again after a backoff while it fails with a retryable error, within the
@@ -74,17 +73,18 @@ class Upstream:
         except urllib3.exceptions.HTTPError as error:
             raise transport_error(error) from None
         if response.status != 200:
-            error = _status_error(response, stream)
-            close(response)
-            raise error
+            try:
+                raise _status_error(response, stream)
+            finally:
+                close(response)
         return response
 
 
-def connection_pool(settings, size):
+def connection_pool(settings):
     """One pool for the process, sized to the server's threads; environment proxies and CA bundles
     are read here, once, not on every request."""
     options = {
-        "maxsize": size,
+        "maxsize": settings.threads,
         "retries": False,  # retrying is ours (with_retries), and only before the first byte
         "timeout": urllib3.Timeout(connect=settings.upstream_timeout, read=settings.upstream_timeout),
     }
@@ -104,6 +104,9 @@ def close(response, reuse=False):
     body (the chunked encoding's last chunk), so that the connection can serve the next request
     instead of costing a new connection (a TLS handshake) per stream."""
     if reuse:
+        connection = response.connection
+        if connection is not None and connection.sock is not None:
+            connection.sock.settimeout(DRAIN_SECONDS)  # what is left arrives at once, or not at all
         response.drain_conn()
     if not response.isclosed():
         response.close()
@@ -131,32 +134,17 @@ def json_answer(response):
     finally:
         close(response)
     try:
-        return json.loads(raw)
-    except ValueError:
+        return loads(raw)
+    except (ValueError, RecursionError):
         raise UpstreamError(f"The upstream answer is not valid JSON: {_excerpt(raw)}") from None
 
 
 def retry_delay(error, number):
     """Seconds to wait before retry ``number`` (0-based): the upstream's Retry-After when it gave
     one (None if that is too long to wait here), else exponential backoff with full jitter."""
-    retry_after = _retry_after_seconds(error.headers)
-    if retry_after is not None:
-        return retry_after if retry_after <= RETRY_AFTER_CAP else None
+    if error.retry_after is not None:
+        return error.retry_after if error.retry_after <= RETRY_AFTER_CAP else None
     return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** number))
-
-
-def _retry_after_seconds(headers):
-    value = headers.get("Retry-After", "").strip()
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        return max(email.utils.parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
-    except (TypeError, ValueError):
-        return None
 
 
 def _status_error(response, stream):
@@ -165,20 +153,21 @@ def _status_error(response, stream):
     except (urllib3.exceptions.HTTPError, OSError):
         raw = b""
     try:
-        payload = json.loads(raw)
-    except ValueError:
+        payload = loads(raw)
+    except (ValueError, RecursionError):
         payload = _excerpt(raw) or response.reason or ""
     return upstream_error(response.status, payload, response.headers)
 
 
 def transport_error(error):
     """The Gemini error for a failure to talk to the upstream."""
+    # NewConnectionError (refused, no route, no DNS name) is a subclass of ConnectTimeoutError.
+    if isinstance(error, urllib3.exceptions.NewConnectionError):
+        return UpstreamUnavailable("The upstream is unreachable.", retryable=True)
     if isinstance(error, urllib3.exceptions.ConnectTimeoutError):
         return UpstreamUnavailable("The upstream did not accept a connection in time.", retryable=True)
     if isinstance(error, (urllib3.exceptions.TimeoutError, TimeoutError)):
         return UpstreamTimeout("The upstream did not answer in time.")
-    if isinstance(error, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.NameResolutionError)):
-        return UpstreamUnavailable("The upstream is unreachable.", retryable=True)
     if isinstance(error, urllib3.exceptions.ProtocolError) and error.args[:1] == ("Connection aborted.",):
         # Closed before answering, typically a pooled keep-alive connection the server had dropped.
         return UpstreamError("The upstream closed the connection before answering.", retryable=True)

@@ -11,8 +11,8 @@ Two steps, both driven by the same schemas, both prepared once at import:
    ``jsonschema`` on a Gemini CLI request: see the README's benchmark) answers whether it is valid;
    only for an invalid body does ``jsonschema`` find the error, which becomes a 400 whose message
    names the offending field, e.g. ``generationConfig.temperature: 5 is greater than the maximum of 2``.
-   ``jsonschema`` is the reference: should the two ever disagree on a body, its verdict stands.
-   It is loaded with the first invalid request, not at start: cold start and memory are billed.
+   ``jsonschema`` is loaded with the first invalid request, not at start: cold start and memory
+   are billed. A body either one finds invalid is refused.
 """
 
 import difflib
@@ -217,7 +217,7 @@ class RequestKind:
     def __init__(self, schema_name):
         schema = _SCHEMAS[_BASE_URI + schema_name]
         self.schema_name = schema_name
-        self.is_valid = jsonschema_rs.validator_for(schema, registry=_FAST_REGISTRY).is_valid
+        self.fast = jsonschema_rs.validator_for(schema, registry=_FAST_REGISTRY)
         self.key_map = _key_map(schema, _BASE_URI + schema_name, {})
 
     def validate(self, body):
@@ -229,14 +229,18 @@ class RequestKind:
         except _DuplicateField as error:
             path = field_path(error.path + [error.first])
             raise InvalidArgument(f"{path}: given twice, as {error.first!r} and {error.second!r}") from None
-        if self.is_valid(body):
+        if self.fast.is_valid(body):
             return body
         from jsonschema.exceptions import best_match  # loaded with the first invalid request
 
         error = best_match(reference_validator(self.schema_name).iter_errors(body))
         if error is not None:
             raise _invalid(error)
-        return body
+        # The two disagree (Python's "$" also matches before a final newline, ECMA-262's does not):
+        # the body is still invalid, and the compiled validator says where.
+        error = next(self.fast.iter_errors(body))
+        path = field_path(list(error.instance_path))
+        raise InvalidArgument(f"{path}: {error.message}" if path else error.message)
 
 
 GENERATE_CONTENT = RequestKind("generate_content_request.json")

@@ -341,3 +341,15 @@ def test_team_mode_upstream_key_quoted_by_the_upstream_is_neither_logged_nor_ret
     assert TEAM_UPSTREAM_KEY not in response.text
     new_logs = server.logs()[logged_before:]
     assert TEAM_UPSTREAM_KEY not in new_logs and TEAM_ACCESS_KEY not in new_logs, new_logs
+
+
+IDENTITY_TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL3gifQ.c2lnbmF0dXJl"
+
+
+def test_an_identity_token_is_not_taken_for_an_api_key(gemini, upstream):
+    # On an IAM-private service "Authorization: Bearer" carries the caller's Google identity token.
+    response = gemini(GENERATE, hello(), key=None, headers={"Authorization": f"Bearer {IDENTITY_TOKEN}"})
+    assert response.status_code == 403 and "identity token" in error_of(response)["message"]
+    assert upstream.requests == []
+    response = gemini(GENERATE, hello(), key="real-key", headers={"Authorization": f"Bearer {IDENTITY_TOKEN}"})
+    assert response.status_code == 200 and upstream_authorization(upstream) == "Bearer real-key"

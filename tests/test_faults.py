@@ -170,3 +170,11 @@ def test_concurrent_requests_share_the_pool_without_mixing_answers(gemini, upstr
     for thread in threads:
         thread.join()
     assert results == {n: f"echo: n{n}" for n in range(16)}
+
+
+def test_an_upstream_slow_to_end_its_body_after_done_does_not_hold_the_client(gemini, upstream):
+    upstream.reply(Stream(text_stream(["quick"]) + [Pause(seconds=3)]))
+    started = time.monotonic()
+    response = gemini(STREAM_PATH, hello())
+    assert time.monotonic() - started < 1.5
+    assert sse_chunks(response)[-1]["candidates"][0]["finishReason"] == "STOP"

@@ -1,13 +1,14 @@
 """One structured JSON line per request, for Cloud Logging; no keys, query strings or prompt text."""
 
 import json
+import socket
 import time
 import uuid
 
 import pytest
 import requests
 
-from fake_upstream import Json, Stream, text_stream, usage
+from fake_upstream import Json, Pause, Stream, chunk, text_stream, usage
 
 SECRET_KEY = "sk-very-secret-key-4711"
 PROMPT = "my confidential prompt about project zebra"
@@ -102,3 +103,37 @@ def test_keys_query_strings_and_prompts_never_reach_the_logs(server, upstream):
     assert SECRET_KEY not in logs
     assert "key=" not in logs
     assert "zebra" not in logs
+
+
+def test_a_huge_cloud_trace_span_is_ignored_not_a_500(server, upstream):
+    response, agent = post(server, "/v1/models/qwen-turbo:generateContent", BODY,
+                           headers={"X-Cloud-Trace-Context": "105445aa7843bc8bf206b12000100000/" + "9" * 5000,
+                                    "x-goog-api-key": SECRET_KEY})
+    assert response.status_code == 200
+    [line] = log_lines(server, agent)
+    assert line["logging.googleapis.com/trace"].endswith("105445aa7843bc8bf206b12000100000")
+    assert "logging.googleapis.com/spanId" not in line
+
+
+def test_upstream_answers_quoted_in_errors_are_not_logged(server, upstream):
+    upstream.reply(Stream([chunk({"content": "fine"}), b"data: {not json about zebra}\n\n"]))
+    response, agent = post(server, "/v1/models/qwen-turbo:streamGenerateContent", BODY,
+                           headers={"x-goog-api-key": SECRET_KEY}, params={"alt": "sse"})
+    assert "zebra" in response.text  # the client is told what the upstream sent...
+    [line] = log_lines(server, agent)
+    # A stream that fails after it began is logged with the error's code, so it counts as a failure.
+    assert line["httpRequest"]["status"] == 502 and "invalid stream event" in line["message"]
+    assert "zebra" not in json.dumps(line)  # ...the log is not
+
+
+def test_a_stream_the_client_abandons_is_logged_as_499(server, upstream):
+    upstream.reply(Stream([chunk({"content": "a"})] + [Pause(seconds=0.05), chunk({"content": "b"})] * 100))
+    agent = f"test-agent/{uuid.uuid4()}"
+    body = json.dumps(BODY).encode()
+    with socket.create_connection(("127.0.0.1", server.port)) as client:
+        client.sendall(f"POST /v1/models/qwen-turbo:streamGenerateContent?alt=sse HTTP/1.1\r\nHost: x\r\n"
+                       f"User-Agent: {agent}\r\nx-goog-api-key: {SECRET_KEY}\r\n"
+                       f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        assert client.recv(65536).startswith(b"HTTP/1.1 200")
+    [line] = log_lines(server, agent)
+    assert line["httpRequest"]["status"] == 499 and line["stream"] is True

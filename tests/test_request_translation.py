@@ -424,3 +424,18 @@ def test_count_tokens_of_a_turn_whose_call_is_not_in_it():
     request, _ = chat_request(GENERATE_CONTENT.validate(body), "m", False, partial_history=True)
     assert request["messages"] == [{"role": "user", "content":
                                     '{"functionResponse": {"name": "read_file", "response": {"output": "ok"}, "id": "x1"}}\nand this'}]
+
+
+@pytest.mark.parametrize("uri", ["file:///etc/passwd", "gs://bucket/cat.png", "/etc/passwd", "ftp://x/cat.png"])
+def test_file_uris_other_than_http_are_refused(uri):
+    with pytest.raises(InvalidArgument) as caught:
+        translate({"contents": [user({"fileData": {"mimeType": "image/png", "fileUri": uri}})]})
+    assert caught.value.message.startswith("contents[0].parts[0].fileData.fileUri")
+
+
+def test_huge_int64_strings_in_a_schema_are_refused():
+    body = {"contents": [user("hi")], "generationConfig": {
+        "responseMimeType": "application/json", "responseSchema": {"type": "STRING", "maxLength": "1" * 5000}}}
+    with pytest.raises(InvalidArgument) as caught:
+        translate(body)
+    assert caught.value.message.startswith("generationConfig.responseSchema.maxLength")

@@ -357,3 +357,30 @@ def test_malformed_streamed_arguments():
     out = run([frag(0, "c1", "weather", '{"city": ')] + FINISH, done=False)
     assert calls(out) == [] and last(out)["finishReason"] == "MALFORMED_FUNCTION_CALL"
     assert "weather" in last(out)["finishMessage"]
+
+
+def test_a_streamed_refusal_ends_with_safety():
+    out = run([chunk({"refusal": "I can't help"}), chunk({}, finish="stop")])
+    assert texts(out) == ["I can't help", ""] and last(out)["finishReason"] == "SAFETY"
+
+
+def test_streamed_logprobs_ride_on_their_chunk():
+    item = chunk({"content": "a"})
+    item["choices"][0]["logprobs"] = {"content": [{"token": "a", "logprob": -0.25, "top_logprobs": []}]}
+    out = run([item, chunk({}, finish="stop")])
+    assert out[0]["candidates"][0]["logprobsResult"]["chosenCandidates"] == [{"token": "a", "logProbability": -0.25}]
+
+
+def test_the_deprecated_function_call_delta():
+    out = run([chunk({"function_call": {"name": "f", "arguments": '{"a"'}}),
+               chunk({"function_call": {"arguments": ": 1}"}}), chunk({}, finish="function_call")])
+    assert calls(out) == [{"name": "f", "args": {"a": 1}}]
+
+
+@pytest.mark.parametrize("headers,expected", [
+    ({"Retry-After": "nan"}, None), ({"retry-after-ms": "nan"}, None), ({"retry-after-ms": "inf"}, None),
+    ({"Retry-After": "\u00b2"}, None), ({"Retry-After": "1.5"}, "2"), ({"retry-after-ms": "1200"}, "2"),
+    ({"Retry-After": "Wed, 21 Oct 2026 07:28:00 GMT"}, "Wed, 21 Oct 2026 07:28:00 GMT"),
+])
+def test_odd_retry_after_headers(headers, expected):
+    assert upstream_error(429, {"error": {"message": "slow"}}, headers).headers.get("Retry-After") == expected

@@ -190,3 +190,12 @@ def test_side_routes(function, upstream, method, path, status):
     response = requests.request(method, function.url + path, headers={"x-goog-api-key": KEY})
     assert response.status_code == status and error_of(response)
     assert upstream.requests == []
+
+
+def test_embeddings_of_an_aliased_model(serve, upstream):
+    server = serve(MODEL_ALIASES="gemini-embedding-001=text-embedding-3-small")
+    client = genai.Client(api_key=KEY, http_options=types.HttpOptions(base_url=server.url))
+    result = client.models.embed_content(model="gemini-embedding-001", contents="hello")
+    assert len(result.embeddings) == 1
+    [call] = [r for r in upstream.requests if r["path"].endswith("/embeddings")]
+    assert call["json"]["model"] == "text-embedding-3-small"

@@ -150,3 +150,15 @@ def test_bad_configuration_stops_the_function_at_start(env, message):
     with pytest.raises(ConfigError) as caught:
         Settings.from_env(env)
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize("env,message", [
+    ({"UPSTREAM_TIMEOUT": "nan"}, "UPSTREAM_TIMEOUT"), ({"UPSTREAM_TIMEOUT": "inf"}, "UPSTREAM_TIMEOUT"),
+    ({"THREADS": "abc"}, "THREADS"), ({"THREADS": "0"}, "THREADS"), ({"MAX_REQUEST_BYTES": "1e3"}, "MAX_REQUEST_BYTES"),
+])
+def test_unusable_numbers_stop_the_function_at_start(env, message):
+    from gemini_compat.config import ConfigError, Settings
+
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(env)
+    assert message in str(caught.value)

@@ -380,3 +380,48 @@ def test_200_json_that_is_not_a_completion_is_502(no_retry, upstream, method, bo
 
     assert response.status_code == 502
     assert assert_clean(response)["status"] == "UNAVAILABLE"
+
+
+# --- answers of a shape the translation does not expect: the upstream's fault, a 502 -------------
+
+ODD_ANSWERS = [
+    {"id": "x", "choices": [{"index": 0, "message": "just a string", "finish_reason": "stop"}]},
+    {"id": "x", "choices": [{"index": 0, "message": {"content": "a", "tool_calls": [{"function": "f"}]}}]},
+    {"id": "x", "choices": [{"index": 0, "message": {"content": "a"}}], "usage": {"completion_tokens_details": [1]}},
+    {"id": "x", "choices": [{"index": 0, "message": {"content": "a"}, "logprobs": {"content": [{"logprob": None}]}}]},
+]
+
+
+@pytest.mark.parametrize("answer", ODD_ANSWERS)
+def test_an_answer_of_an_odd_shape_is_a_502_not_a_500(no_retry, upstream, answer):
+    upstream.reply(Json(answer))
+    response = post(no_retry, GENERATE)
+    assert response.status_code == 502 and "cannot be translated" in assert_clean(response)["message"]
+
+
+@pytest.mark.parametrize("odd", [{"choices": [{"index": 0, "delta": "oops"}]},
+                                 {"choices": [{"index": {"a": 1}, "delta": {"content": "x"}}]},
+                                 {"choices": [{"index": 0, "delta": {"tool_calls": [{"function": "f"}]}}]}])
+def test_an_odd_chunk_after_output_ends_the_stream_with_an_error_event(no_retry, upstream, odd):
+    upstream.reply(Stream([chunk({"content": "a"}), odd, chunk({}, finish="stop"), "[DONE]"]))
+    response = post(no_retry, STREAM_SSE)
+    events = [json.loads(e[len("data: "):]) for e in response.text.split("\r\n\r\n") if e]
+    assert events[0]["candidates"][0]["content"]["parts"] == [{"text": "a"}]
+    assert list(events[-1]) == ["error"] and events[-1]["error"]["code"] == 502
+
+
+@pytest.mark.parametrize("raw", [b'{"choices": [{"message": {"content": "a"}}], "usage": {"prompt_tokens": 1e400}}',
+                                 b'{"choices": [{"message": {"content": NaN}}]}',
+                                 b"[" * 100000 + b"]" * 100000])
+def test_answers_that_are_not_strict_json_are_a_502(no_retry, upstream, raw):
+    upstream.reply(Raw(raw, content_type="application/json"))
+    response = post(no_retry, GENERATE)
+    assert response.status_code == 502 and "not valid JSON" in assert_clean(response)["message"]
+
+
+@pytest.mark.parametrize("headers", [{"Retry-After": "nan"}, {"retry-after-ms": "inf"}, {"Retry-After": "\u00b2"}])
+def test_unusable_retry_after_headers_are_dropped(no_retry, upstream, headers):
+    upstream.reply(Json({"error": {"message": "slow down"}}, 429, headers=headers))
+    response = post(no_retry, STREAM_SSE)
+    assert response.status_code == 429 and "Retry-After" not in response.headers
+    assert assert_clean(response)["message"] == "slow down"

@@ -115,7 +115,7 @@ BAD_BODIES = [
     ("top-k-0", config(topK=0), "generationConfig.topK", "minimum"),
     ("max-output-tokens-0", config(maxOutputTokens=0), "generationConfig.maxOutputTokens", "minimum"),
     ("max-output-tokens-1e400", b'{"contents": [{"parts": [{"text": "hi"}]}], "generationConfig": '
-     b'{"maxOutputTokens": 1e400}}', "generationConfig.maxOutputTokens", ""),
+     b'{"maxOutputTokens": 1e400}}', INVALID_JSON, "1e400 is out of range"),
     ("candidate-count-0", config(candidateCount=0), "generationConfig.candidateCount", "minimum"),
     ("candidate-count-9", config(candidateCount=9), "generationConfig.candidateCount", "maximum"),
     ("presence-penalty-3", config(presencePenalty=3), "generationConfig.presencePenalty", "maximum"),
