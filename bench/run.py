@@ -276,37 +276,21 @@ class Client:
 
     def post(self, body):
         """(status, body bytes, seconds)."""
-        for attempt in (0, 1):
-            conn = self._connection()
-            try:
-                start = time.perf_counter()
-                conn.request("POST", self.path, body, self.headers)
-                response = conn.getresponse()
-                data = response.read()
-                return response.status, data, time.perf_counter() - start
-            except self.RETRY:
-                self.close()
-                if attempt:
-                    raise
+        return self._exchange(body, lambda response, start: (response.status, response.read(),
+                                                             time.perf_counter() - start))
 
     def stream(self, body):
         """(status, seconds to the first event, seconds to the last byte, body bytes), read incrementally."""
+        return self._exchange(body, _read_stream)
+
+    def _exchange(self, body, read):
+        """POST ``body`` and ``read(response, start)`` it, once more on a fresh connection if needed."""
         for attempt in (0, 1):
             conn = self._connection()
             try:
                 start = time.perf_counter()
                 conn.request("POST", self.path, body, self.headers)
-                response = conn.getresponse()
-                first, blocks = None, []
-                while True:
-                    block = response.read1(65536)
-                    if not block:
-                        break
-                    if first is None and b"data:" in block:
-                        first = time.perf_counter()
-                    blocks.append(block)
-                end = time.perf_counter()
-                return response.status, (first or end) - start, end - start, b"".join(blocks)
+                return read(conn.getresponse(), start)
             except self.RETRY:
                 self.close()
                 if attempt:
@@ -316,6 +300,19 @@ class Client:
         if self.conn is not None:
             self.conn.close()
             self.conn = None
+
+
+def _read_stream(response, start):
+    first, blocks = None, []
+    while True:
+        block = response.read1(65536)
+        if not block:
+            break
+        if first is None and b"data:" in block:
+            first = time.perf_counter()
+        blocks.append(block)
+    end = time.perf_counter()
+    return response.status, (first or end) - start, end - start, b"".join(blocks)
 
 
 # --- measurements --------------------------------------------------------------------------------

@@ -74,7 +74,7 @@ class Gateway:
 
     def generate(self, model, key, body, log):
         payload, options = chat_request(body, model, stream=False)
-        completion = self.upstream.with_retries(lambda: self.upstream.post_json("/chat/completions", payload, key))
+        completion = self.upstream.post_json("/chat/completions", payload, key)
         response = translated(gemini_response, completion, options)
         log.fields.update(upstreamStatus=200, modelVersion=response["modelVersion"],
                           usage=response.get("usageMetadata", {}))
@@ -88,7 +88,7 @@ class Gateway:
         for name in ("n", "logprobs", "top_logprobs"):
             payload.pop(name, None)
         payload["max_tokens"] = 1
-        completion = self.upstream.with_retries(lambda: self.upstream.post_json("/chat/completions", payload, key))
+        completion = self.upstream.post_json("/chat/completions", payload, key)
         usage = completion.get("usage") if isinstance(completion, dict) else None
         prompt_tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None
         if not isinstance(prompt_tokens, int):
@@ -98,13 +98,13 @@ class Gateway:
     def embed(self, route, model, key, requests, base_path):
         vectors = [None] * len(requests)
         for positions, payload in embedding_batches(requests, route.model, model, base_path):
-            answer = self.upstream.with_retries(lambda: self.upstream.post_json("/embeddings", payload, key))
+            answer = self.upstream.post_json("/embeddings", payload, key)
             for position, values in zip(positions, translated(embedding_vectors, answer, len(positions))):
                 vectors[position] = {"values": values}
         return vectors
 
     def models(self, key):
-        upstream_list = self.upstream.with_retries(lambda: self.upstream.get_json("/models", key))
+        upstream_list = self.upstream.get_json("/models", key)
         return translated(models.gemini_models, self.settings, upstream_list)
 
     def stream(self, model, key, body, sse, log):

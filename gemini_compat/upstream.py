@@ -48,11 +48,12 @@ class Upstream:
                 time.sleep(delay)
 
     def post_json(self, path, payload, key):
-        """POST ``payload`` to ``path`` under the base URL; the JSON answer."""
-        return json_answer(self.request("POST", path, key, payload))
+        """POST ``payload`` to ``path`` under the base URL, with retries; the JSON answer."""
+        return self.with_retries(lambda: json_answer(self.request("POST", path, key, payload)))
 
     def get_json(self, path, key):
-        return json_answer(self.request("GET", path, key))
+        """GET ``path`` under the base URL, with retries; the JSON answer."""
+        return self.with_retries(lambda: json_answer(self.request("GET", path, key)))
 
     def open_stream(self, payload, key):
         """The upstream's streaming response, status 200 checked, body unread. Close it with ``close``."""
