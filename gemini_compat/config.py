@@ -17,6 +17,11 @@ DEFAULT_UPSTREAM_TIMEOUT = 120.0
 DEFAULT_UPSTREAM_RETRIES = 2
 # Gemini's limit for a request with inline data is 20 MB.
 DEFAULT_MAX_REQUEST_BYTES = 20 * 1024 * 1024
+# Seconds a client has to send its whole request body: a client that goes quiet must not hold a thread.
+DEFAULT_CLIENT_BODY_TIMEOUT = 60.0
+# The most the function reads of one upstream answer (after decompression), of one stream event,
+# and of one streamed tool call's arguments: an upstream must not grow memory without bound.
+DEFAULT_MAX_UPSTREAM_RESPONSE_BYTES = 16 * 1024 * 1024
 
 _HEX_DIGEST = re.compile(r"^[0-9a-fA-F]{64}$")
 
@@ -39,6 +44,8 @@ class Settings:
     allowed_models: frozenset = frozenset()
     cors_origins: tuple = ()
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    client_body_timeout: float = DEFAULT_CLIENT_BODY_TIMEOUT
+    max_upstream_response_bytes: int = DEFAULT_MAX_UPSTREAM_RESPONSE_BYTES
     gcp_project: str = ""
     # functions-framework's gunicorn threads (its own default: 4 per core): the pool's size too.
     threads: int = 4 * (os.cpu_count() or 1)
@@ -68,6 +75,10 @@ class Settings:
             allowed_models=frozenset(_list(env, "ALLOWED_MODELS")),
             cors_origins=tuple(origin.rstrip("/") for origin in _list(env, "CORS_ORIGINS")),
             max_request_bytes=_number(env, "MAX_REQUEST_BYTES", DEFAULT_MAX_REQUEST_BYTES, int, minimum=1),
+            client_body_timeout=_number(env, "CLIENT_BODY_TIMEOUT", DEFAULT_CLIENT_BODY_TIMEOUT, float,
+                                        minimum=0.001),
+            max_upstream_response_bytes=_number(env, "MAX_UPSTREAM_RESPONSE_BYTES",
+                                                DEFAULT_MAX_UPSTREAM_RESPONSE_BYTES, int, minimum=1024),
             gcp_project=_text(env, "GOOGLE_CLOUD_PROJECT") or _text(env, "GCP_PROJECT"),
             threads=_number(env, "THREADS", 4 * (os.cpu_count() or 1), int, minimum=1),
         )

@@ -65,7 +65,7 @@ class Gateway:
         except GeminiError as error:
             if error.from_upstream:
                 log.fields["upstreamStatus"] = error.code
-            return error_response(scrubbed(error, key))
+            return error_response(error)
         except RecursionError:  # the client's body (upstream answers are caught in ``translated``)
             return error_response(InvalidArgument("Invalid JSON payload received. The body is nested too deeply."))
         except Exception:  # a bug of ours: still a Gemini error, never an HTML page or a traceback
