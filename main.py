@@ -1,10 +1,11 @@
 """Gemini API requests in, an OpenAI-compatible upstream behind: the Cloud Functions entry point."""
 
+import flask
 import functions_framework
 from werkzeug.exceptions import HTTPException
 
 from gemini_compat.config import Settings
-from gemini_compat.handler import Gateway, framework_error_response
+from gemini_compat.handler import Gateway
 
 gateway = Gateway(Settings.from_env())
 
@@ -16,4 +17,4 @@ def gemini(request):
 
 @functions_framework.errorhandler(HTTPException)
 def framework_error(error):
-    return framework_error_response(error)
+    return gateway.framework_error(flask.request, error)

@@ -17,10 +17,16 @@ _KEY = re.compile(r"[A-Za-z0-9._~+/-]{1,4096}=*")
 # A JSON Web Token: on an IAM-protected service, "Authorization: Bearer" carries the caller's Google
 # identity token, which is for Google's front end and must not travel upstream as an API key.
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+# Google OAuth access tokens ("ya29.") and refresh tokens ("1//"): a Google sign-in, never an upstream key.
+_GOOGLE_OAUTH_TOKEN = re.compile(r"ya29\.|1//")
 
 MISSING_KEY = (
     "Method doesn't allow unregistered callers. Pass an API key in the x-goog-api-key header, "
     "the key query parameter, or an Authorization: Bearer header (an identity token there is not one)."
+)
+GOOGLE_CREDENTIAL = (
+    "A Google credential (an OAuth token or a JWT) is not an API key for this endpoint's upstream, and is "
+    "not forwarded. Pass the upstream's API key in the x-goog-api-key header."
 )
 NO_ACCESS_KEYS = (
     "This endpoint holds an upstream key but no ACCESS_KEYS, so it refuses every request. "
@@ -52,6 +58,8 @@ def caller_key(headers, args):
     if not key:
         # The real API answers a missing key with 403 PERMISSION_DENIED; so do we.
         raise PermissionDenied(MISSING_KEY)
+    if _GOOGLE_OAUTH_TOKEN.match(key) or _JWT.fullmatch(key):
+        raise PermissionDenied(GOOGLE_CREDENTIAL)
     if not _KEY.fullmatch(key):
         raise invalid_key()
     return key

@@ -10,6 +10,7 @@ import math
 import os
 import re
 
+from .request_body import BYTE_COST
 from .routing import is_model_id
 
 DEFAULT_UPSTREAM_BASE_URL = "https://nexusflow.vip/v1"
@@ -19,6 +20,9 @@ DEFAULT_UPSTREAM_RETRIES = 2
 DEFAULT_MAX_REQUEST_BYTES = 20 * 1024 * 1024
 # Seconds a client has to send its whole request body: a client that goes quiet must not hold a thread.
 DEFAULT_CLIENT_BODY_TIMEOUT = 60.0
+# Memory all requests' bodies may take at once, in their parsed and translated forms too (see
+# request_body.MemoryBudget): with the worker's own ~90 MB, it fits a 512 MiB instance.
+DEFAULT_REQUEST_MEMORY_BYTES = 256 * 1024 * 1024
 # The most the function reads of one upstream answer (after decompression), of one stream event,
 # and of one streamed tool call's arguments: an upstream must not grow memory without bound.
 DEFAULT_MAX_UPSTREAM_RESPONSE_BYTES = 16 * 1024 * 1024
@@ -45,6 +49,7 @@ class Settings:
     cors_origins: tuple = ()
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     client_body_timeout: float = DEFAULT_CLIENT_BODY_TIMEOUT
+    request_memory_bytes: int = DEFAULT_REQUEST_MEMORY_BYTES
     max_upstream_response_bytes: int = DEFAULT_MAX_UPSTREAM_RESPONSE_BYTES
     gcp_project: str = ""
     # functions-framework's gunicorn threads (its own default: 4 per core): the pool's size too.
@@ -64,6 +69,13 @@ class Settings:
         access_keys = _list(env, "ACCESS_KEYS")
         if access_keys and not upstream_api_key:
             raise ConfigError("ACCESS_KEYS needs UPSTREAM_API_KEY: without it callers' keys go upstream as they are")
+        max_request_bytes = _number(env, "MAX_REQUEST_BYTES", DEFAULT_MAX_REQUEST_BYTES, int, minimum=1)
+        request_memory_bytes = _number(env, "REQUEST_MEMORY_BYTES", DEFAULT_REQUEST_MEMORY_BYTES, int, minimum=1)
+        if request_memory_bytes < BYTE_COST * max_request_bytes:
+            raise ConfigError(
+                f"REQUEST_MEMORY_BYTES ({request_memory_bytes}) must be at least {BYTE_COST} x MAX_REQUEST_BYTES "
+                f"({BYTE_COST * max_request_bytes}): a request of the largest size must fit"
+            )
         return cls(
             upstream_base_url=base_url.rstrip("/"),
             upstream_timeout=_number(env, "UPSTREAM_TIMEOUT", DEFAULT_UPSTREAM_TIMEOUT, float, minimum=0.001),
@@ -74,7 +86,8 @@ class Settings:
             model_aliases=_aliases(env),
             allowed_models=frozenset(_list(env, "ALLOWED_MODELS")),
             cors_origins=tuple(origin.rstrip("/") for origin in _list(env, "CORS_ORIGINS")),
-            max_request_bytes=_number(env, "MAX_REQUEST_BYTES", DEFAULT_MAX_REQUEST_BYTES, int, minimum=1),
+            max_request_bytes=max_request_bytes,
+            request_memory_bytes=request_memory_bytes,
             client_body_timeout=_number(env, "CLIENT_BODY_TIMEOUT", DEFAULT_CLIENT_BODY_TIMEOUT, float,
                                         minimum=0.001),
             max_upstream_response_bytes=_number(env, "MAX_UPSTREAM_RESPONSE_BYTES",

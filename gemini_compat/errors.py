@@ -15,6 +15,7 @@ STATUS_BY_CODE = {
     408: "DEADLINE_EXCEEDED",
     409: "ABORTED",
     413: "INVALID_ARGUMENT",
+    415: "INVALID_ARGUMENT",
     429: "RESOURCE_EXHAUSTED",
     499: "CANCELLED",
     500: "INTERNAL",
@@ -80,8 +81,20 @@ class MethodNotAllowed(GeminiError):
     code = 405
 
 
+class RequestTimeout(GeminiError):
+    code = 408
+
+
 class PayloadTooLarge(GeminiError):
     code = 413
+
+
+class UnsupportedMediaType(GeminiError):
+    code = 415
+
+
+class Unavailable(GeminiError):
+    code = 503
 
 
 class UpstreamError(GeminiError):
@@ -96,3 +109,10 @@ class UpstreamUnavailable(UpstreamError):
 
 class UpstreamTimeout(UpstreamError):
     code = 504
+
+
+class UpstreamTooLarge(UpstreamError):
+    """An upstream answer, stream line or event, or accumulated streamed value past the cap."""
+
+    def __init__(self, limit, what="The upstream answer"):
+        super().__init__(f"{what} exceeds MAX_UPSTREAM_RESPONSE_BYTES ({limit} bytes).")

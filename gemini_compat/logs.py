@@ -78,5 +78,16 @@ def trace_fields(headers, project):
 
 
 def emit(record):
-    sys.stdout.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
-    sys.stdout.flush()
+    """Write ``record`` as one JSON line. Never raises and never drops the line: a string the output
+    cannot encode (a lone surrogate an upstream sent) is written escaped, a value JSON does not know
+    as its repr()."""
+    line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=repr)
+    try:
+        line.encode(sys.stdout.encoding or "utf-8")
+    except UnicodeEncodeError:
+        line = json.dumps(record, separators=(",", ":"), default=repr)
+    try:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+    except (OSError, ValueError):  # stdout closed or gone: nowhere left to log to
+        pass

@@ -8,6 +8,7 @@ from .errors import InvalidArgument, NotFound
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
+INT32_MAX = 2**31 - 1
 CHAT_METHODS = ["generateContent", "streamGenerateContent", "countTokens"]
 EMBEDDING_METHODS = ["embedContent", "batchEmbedContents"]
 # Where OpenAI-compatible servers put context and output limits (vLLM, OpenRouter, LiteLLM...).
@@ -88,11 +89,14 @@ def find_model(models, route):
     raise not_found(route)
 
 
-def page(models, args):
-    """One page of ``models`` for the pageSize/pageToken query; no nextPageToken on the last page
-    (an empty one makes the JS SDK's pager loop forever)."""
-    size = _page_size(args.get("pageSize") or args.get("page_size"))
-    offset = _offset(args.get("pageToken") or args.get("page_token"))
+def page_query(args):
+    """(page size, offset) from the pageSize/pageToken query, checked before the upstream is asked."""
+    return _page_size(args.get("pageSize") or args.get("page_size")), _offset(args.get("pageToken") or args.get("page_token"))
+
+
+def page(models, size, offset):
+    """One page of ``models``; no nextPageToken on the last page (an empty one makes the JS SDK's
+    pager loop forever)."""
     result = {"models": models[offset:offset + size]}
     if offset + size < len(models):
         result["nextPageToken"] = base64.urlsafe_b64encode(f"offset:{offset + size}".encode()).decode()
@@ -106,8 +110,8 @@ def _page_size(raw):
         size = int(raw)
     except ValueError:
         raise InvalidArgument(f"pageSize: {raw!r} is not an integer") from None
-    if size < 0:
-        raise InvalidArgument(f"pageSize: {size} must not be negative")
+    if not 0 <= size <= INT32_MAX:  # Google's pageSize is an int32
+        raise InvalidArgument(f"pageSize: {raw!r} must be a whole number from 0 to {INT32_MAX}")
     return min(size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
 
 
