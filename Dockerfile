@@ -1,6 +1,6 @@
 # The function as a container, for Cloud Run (`./deploy.sh --run` builds this with Cloud Build)
-# or any other container host. It runs exactly what Cloud Functions runs:
-# functions-framework serving main.gemini through gunicorn.
+# or any other container host. It runs what Cloud Functions runs, functions-framework's app
+# serving main.gemini through gunicorn, with one difference: a cap on the request line (see CMD).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -33,5 +33,15 @@ ENV PORT=8080 \
     WORKERS=1
 EXPOSE 8080
 
+# gunicorn with functions-framework's own app factory: exactly the server `functions-framework
+# --target=gemini` starts (its GunicornApplication: the same bind, WORKERS, THREADS, timeout and
+# log level, from the same environment variables, and the app built before the worker forks, which
+# is what --preload does), except that functions-framework sets limit_request_line=0, unlimited:
+# a 16 MB request line then costs the worker seconds of CPU before the app can refuse it. 8190 bytes
+# (gunicorn's maximum) is far more than any Gemini API URL needs; longer lines get gunicorn's 414.
+# functions-framework's command line takes no gunicorn options, and its GunicornApplication does not
+# read GUNICORN_CMD_ARGS, hence gunicorn here (tests/test_deploy.py checks both claims).
 # exec replaces the shell, so gunicorn runs as PID 1 and receives Cloud Run's SIGTERM itself.
-CMD exec functions-framework --target=gemini --port="$PORT"
+CMD exec gunicorn --bind="${HOST:-0.0.0.0}:$PORT" --workers="$WORKERS" --threads="$THREADS" \
+    --timeout="${CLOUD_RUN_TIMEOUT_SECONDS:-0}" --log-level="${GUNICORN_LOG_LEVEL:-error}" \
+    --preload --limit-request-line=8190 'functions_framework:create_app(target="gemini")'

@@ -19,7 +19,7 @@ runtime=python311
 runtime_given=false
 timeout=3600
 concurrency=16
-memory=256Mi
+memory=512Mi
 cpu=1
 min_instances=0
 max_instances=5
@@ -28,6 +28,8 @@ upstream_base_url=https://nexusflow.vip/v1
 upstream_timeout=""
 upstream_retries=""
 max_request_bytes=""
+client_body_timeout=""
+max_upstream_response_bytes=""
 model_aliases=""
 allowed_models=""
 cors_origins=""
@@ -70,7 +72,11 @@ Capacity (streams hold a request open for minutes, hence the long timeout):
   --concurrency N            Requests per instance, 1-1000 (default: 16). Also sets the THREADS
                              env var to N: functions-framework runs one gunicorn worker with
                              THREADS threads, so each concurrent request gets a thread.
-  --memory SIZE              Memory per instance, e.g. 256Mi, 512Mi, 1Gi (default: 256Mi).
+  --memory SIZE              Memory per instance, e.g. 512Mi, 1Gi (default: 512Mi). It must hold
+                             the requests in flight: 512Mi fits the default concurrency 16 with
+                             MAX_REQUEST_BYTES 20 MiB; see README's sizing rule. Warns when it
+                             is below about 160Mi + REQUEST_MEMORY_BYTES (256 MiB, or
+                             5 x --max-request-bytes if more).
   --cpu N                    vCPUs per instance, e.g. 1, 2 (default: 1; at least 1 when
                              concurrency > 1).
   --min-instances N          Instances kept warm (default: 0: scale to zero, pay per request,
@@ -83,6 +89,12 @@ Function settings (environment variables the function reads):
                              the function's own: 120).
   --upstream-retries N       UPSTREAM_RETRIES (default: unset, the function's own: 2).
   --max-request-bytes N      MAX_REQUEST_BYTES (default: unset, the function's own: 20 MiB).
+  --client-body-timeout SECS CLIENT_BODY_TIMEOUT, the time a caller has to send its whole request
+                             body (default: unset, the function's own: 60).
+  --max-upstream-response-bytes N
+                             MAX_UPSTREAM_RESPONSE_BYTES, at least 1024: the most the function
+                             reads of one upstream answer (default: unset, the function's own:
+                             16 MiB).
   --model-aliases LIST       MODEL_ALIASES, e.g. gemini-2.5-flash=qwen-turbo,gemini-2.5-pro=qwen-max
                              (default: unset). Commas are passed through safely.
   --allowed-models LIST      ALLOWED_MODELS, comma-separated upstream model IDs (default: unset,
@@ -115,9 +127,14 @@ Who can call it:
 
 Running:
   --dry-run                  Print the gcloud command, shell-quoted for copy and paste, and do
-                             not run it. Needs no gcloud unless --project is left out.
+                             not run it. Needs no gcloud unless --project is left out. Honoured
+                             after -- too (and then not passed to gcloud).
   -h, --help                 This help.
-  -- ARGS...                 Pass the remaining arguments to gcloud unchanged (e.g. --quiet).
+  -- ARGS...                 Pass the remaining arguments to gcloud (e.g. --quiet), checked first:
+                             flags that would undo what this script sets and guards are refused
+                             (--allow-unauthenticated: use --public; --set-env-vars and the like:
+                             use --env; --set-secrets: use the secret options; --memory and the
+                             other options above: use this script's own).
 
 Exit status: 0 on success, 2 for a bad option or value (nothing is run), otherwise gcloud's.
 
@@ -162,6 +179,7 @@ takes_value() {
     --name | --project | --region | --runtime | --service-account | --timeout | \
       --concurrency | --memory | --cpu | --min-instances | --max-instances | \
       --upstream-base-url | --upstream-timeout | --upstream-retries | --max-request-bytes | \
+      --client-body-timeout | --max-upstream-response-bytes | \
       --model-aliases | --allowed-models | --cors-origins | --env | \
       --upstream-key-secret | --access-keys-secret) return 0 ;;
     *) return 1 ;;
@@ -181,6 +199,13 @@ whole_number() {
   local option=$1 value=$2 min=$3 max=$4
   [[ $value =~ ^(0|[1-9][0-9]{0,8})$ ]] || die "$option must be a whole number, got '$value'"
   ((value >= min && value <= max)) || die "$option must be between $min and $max, got $value"
+}
+
+# A positive number of seconds, like 90 or 2.5 (what the function's float() reads, minus the oddities).
+positive_seconds() {
+  local option=$1 value=$2
+  [[ $value =~ ^([0-9]+\.?[0-9]*|\.[0-9]+)$ && $value =~ [1-9] ]] ||
+    die "$option must be a positive number of seconds, got '$value'"
 }
 
 no_control_chars() {
@@ -245,6 +270,8 @@ while (($#)); do
     --upstream-timeout) upstream_timeout=$value ;;
     --upstream-retries) upstream_retries=$value ;;
     --max-request-bytes) max_request_bytes=$value ;;
+    --client-body-timeout) client_body_timeout=$value ;;
+    --max-upstream-response-bytes) max_upstream_response_bytes=$value ;;
     --model-aliases) model_aliases=$value ;;
     --allowed-models) allowed_models=$value ;;
     --cors-origins) cors_origins=$value ;;
@@ -261,6 +288,39 @@ while (($#)); do
 done
 
 # --- Checks on the options themselves, before anything touches gcloud. ---
+
+# After --: gcloud's arguments, but checked, because gcloud would let them undo what this script
+# sets and guards. gcloud takes no abbreviations and no =VALUE on its switches, so the flag name
+# (the word up to any '=') is all it could mean. --dry-run is this script's, wherever it is.
+gcloud_args=()
+for word in ${extra_gcloud[@]+"${extra_gcloud[@]}"}; do
+  flag_name=${word%%=*}
+  case $flag_name in
+    --dry-run)
+      [[ $word == --dry-run ]] || die "--dry-run takes no value"
+      dry_run=true
+      continue ;;
+    --allow-unauthenticated | --no-invoker-iam-check)
+      die "$flag_name after -- would open the endpoint to anyone without deploy.sh's open-proxy check; use --public instead (it needs --access-keys-secret, or --i-know-its-open)" ;;
+    --no-allow-unauthenticated)
+      die "--no-allow-unauthenticated after -- is deploy.sh's to set: the endpoint is private unless --public" ;;
+    --set-env-vars | --update-env-vars | --remove-env-vars | --clear-env-vars | --env-vars-file)
+      die "$flag_name after -- would replace the environment deploy.sh sets and checks; use --env KEY=VALUE, or the named option (see --help)" ;;
+    --set-secrets | --update-secrets | --remove-secrets | --clear-secrets)
+      die "$flag_name after -- would replace the secrets deploy.sh sets; use --upstream-key-secret and --access-keys-secret" ;;
+    --timeout | --concurrency | --memory | --cpu | --min-instances | --max-instances | \
+      --region | --project | --runtime)
+      die "$flag_name after -- would override deploy.sh's own; pass deploy.sh's $flag_name before --" ;;
+    --service-account)
+      [[ -z $service_account ]] ||
+        die "--service-account is given twice, before and after --; pass it once" ;;
+    --source | --entry-point | --image | --function | --command | --args)
+      die "$flag_name after -- would change what runs; deploy.sh deploys this repository's function as it is" ;;
+    --flags-file)
+      die "--flags-file after -- would hide gcloud flags from deploy.sh's checks; put them on the command line" ;;
+  esac
+  gcloud_args+=("$word")
+done
 
 [[ $name =~ ^[a-z]([-a-z0-9]{0,47}[a-z0-9])?$ ]] ||
   die "--name must be 1-49 lowercase letters, digits and hyphens, starting with a letter and not ending with a hyphen, got '$name'"
@@ -290,11 +350,51 @@ fi
 
 [[ $upstream_base_url =~ ^https?://[^[:space:]]+$ ]] ||
   die "--upstream-base-url must be an http(s) URL, got '$upstream_base_url'"
-if [[ -n $upstream_timeout ]] && ! [[ $upstream_timeout =~ ^([0-9]+\.?[0-9]*|\.[0-9]+)$ && $upstream_timeout =~ [1-9] ]]; then
-  die "--upstream-timeout must be a positive number of seconds, got '$upstream_timeout'"
-fi
+[[ -z $upstream_timeout ]] || positive_seconds --upstream-timeout "$upstream_timeout"
+[[ -z $client_body_timeout ]] || positive_seconds --client-body-timeout "$client_body_timeout"
 [[ -z $upstream_retries ]] || whole_number --upstream-retries "$upstream_retries" 0 100
 [[ -z $max_request_bytes ]] || whole_number --max-request-bytes "$max_request_bytes" 1 999999999
+[[ -z $max_upstream_response_bytes ]] ||
+  whole_number --max-upstream-response-bytes "$max_upstream_response_bytes" 1024 999999999
+
+# The key, and every prompt, travel to the upstream in clear text over http:// (fine on loopback).
+if [[ $upstream_base_url == http://* ]]; then
+  upstream_host=${upstream_base_url#http://}
+  upstream_host=${upstream_host%%[/?#]*}
+  upstream_host=${upstream_host##*@}
+  if [[ $upstream_host == \[* ]]; then
+    upstream_host=${upstream_host%%]*}]
+  else
+    upstream_host=${upstream_host%%:*}
+  fi
+  upstream_host=$(printf '%s' "$upstream_host" | tr '[:upper:]' '[:lower:]')
+  loopback=false
+  case $upstream_host in
+    localhost | '[::1]') loopback=true ;;
+  esac
+  [[ ! $upstream_host =~ ^127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$ ]] || loopback=true
+  $loopback ||
+    warn "--upstream-base-url is http://, so the upstream key and every request travel unencrypted to $upstream_host; use https:// unless that network is yours alone"
+fi
+
+# Memory must hold the worker (about 160 MiB, with its threads' streams) and REQUEST_MEMORY_BYTES,
+# the function's budget for the requests it translates at once: 256 MiB, or 5 x MAX_REQUEST_BYTES
+# if that is more, unless set with --env. README's sizing rule.
+case $memory in
+  *Gi) memory_mib=$((${memory%Gi} * 1024)) ;;
+  *) memory_mib=${memory%Mi} ;;
+esac
+budget_bytes=$((5 * ${max_request_bytes:-20971520}))
+((budget_bytes > 268435456)) || budget_bytes=268435456
+for item in ${extra_env[@]+"${extra_env[@]}"}; do
+  if [[ ${item%%=*} == REQUEST_MEMORY_BYTES && ${item#*=} =~ ^[1-9][0-9]{0,11}$ ]]; then
+    budget_bytes=${item#*=}
+  fi
+done
+needed_mib=$((160 + (budget_bytes + 1048575) / 1048576))
+if ((memory_mib < needed_mib)); then
+  warn "--memory $memory is below about ${needed_mib}Mi: 160Mi for the worker and $(((budget_bytes + 1048575) / 1048576))Mi for the requests in flight (REQUEST_MEMORY_BYTES, at least 5 x MAX_REQUEST_BYTES); raise --memory or lower --max-request-bytes"
+fi
 if [[ -n $model_aliases ]]; then
   IFS=, read -r -a items <<<"$model_aliases"
   for item in "${items[@]}"; do
@@ -314,7 +414,7 @@ for item in ${extra_env[@]+"${extra_env[@]}"}; do
     GOOGLE_CLOUD_PROJECT | GCP_PROJECT) die "$key is set from --project" ;;
     ALLOW_UNAUTHENTICATED) die "ALLOW_UNAUTHENTICATED is set by --iam-only or --public --i-know-its-open" ;;
     UPSTREAM_BASE_URL | UPSTREAM_TIMEOUT | UPSTREAM_RETRIES | MAX_REQUEST_BYTES | MODEL_ALIASES | \
-      ALLOWED_MODELS | CORS_ORIGINS)
+      ALLOWED_MODELS | CORS_ORIGINS | CLIENT_BODY_TIMEOUT | MAX_UPSTREAM_RESPONSE_BYTES)
       option=$(printf '%s' "$key" | tr '[:upper:]_' '[:lower:]-')
       die "set $key with --$option" ;;
     PORT | K_SERVICE | K_REVISION | K_CONFIGURATION)
@@ -384,6 +484,8 @@ env_pairs=("UPSTREAM_BASE_URL=$upstream_base_url")
 [[ -z $upstream_timeout ]] || env_pairs+=("UPSTREAM_TIMEOUT=$upstream_timeout")
 [[ -z $upstream_retries ]] || env_pairs+=("UPSTREAM_RETRIES=$upstream_retries")
 [[ -z $max_request_bytes ]] || env_pairs+=("MAX_REQUEST_BYTES=$max_request_bytes")
+[[ -z $client_body_timeout ]] || env_pairs+=("CLIENT_BODY_TIMEOUT=$client_body_timeout")
+[[ -z $max_upstream_response_bytes ]] || env_pairs+=("MAX_UPSTREAM_RESPONSE_BYTES=$max_upstream_response_bytes")
 [[ -z $model_aliases ]] || env_pairs+=("MODEL_ALIASES=$model_aliases")
 [[ -z $allowed_models ]] || env_pairs+=("ALLOWED_MODELS=$allowed_models")
 [[ -z $cors_origins ]] || env_pairs+=("CORS_ORIGINS=$cors_origins")
@@ -451,7 +553,7 @@ if $public; then
 else
   cmd+=(--no-allow-unauthenticated)
 fi
-cmd+=(${extra_gcloud[@]+"${extra_gcloud[@]}"})
+cmd+=(${gcloud_args[@]+"${gcloud_args[@]}"})
 
 if $dry_run; then
   print_command "${cmd[@]}"

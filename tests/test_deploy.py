@@ -10,9 +10,12 @@ import os
 import pathlib
 import shlex
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -64,13 +67,18 @@ def test_default_is_a_private_cloud_functions_gen2_deploy():
     assert argv[:4] == ["gcloud", "functions", "deploy", "gemini"]
     for expected in ["--gen2", "--trigger-http", "--no-allow-unauthenticated", "--project=my-proj",
                      "--region=us-central1", "--runtime=python311", "--entry-point=gemini",
-                     f"--source={REPO}", "--timeout=3600s", "--concurrency=16", "--memory=256Mi",
+                     f"--source={REPO}", "--timeout=3600s", "--concurrency=16", "--memory=512Mi",
                      "--cpu=1", "--min-instances=0", "--max-instances=5"]:
         assert expected in argv
     assert "--allow-unauthenticated" not in argv
     assert flag(argv, "set-secrets") is None
     assert env_vars(argv) == {"UPSTREAM_BASE_URL": "https://nexusflow.vip/v1", "THREADS": "16",
                               "GOOGLE_CLOUD_PROJECT": "my-proj"}  # for the log entries' trace field
+
+
+def test_defaults_deploy_without_warnings():
+    result = deploy("--dry-run", "--project", "my-proj")
+    assert result.returncode == 0 and result.stderr == ""
 
 
 def test_run_deploys_the_dockerfile_with_cloud_run():
@@ -104,13 +112,16 @@ def test_settings_become_env_vars_and_commas_survive_gcloud_parsing():
     argv = dry_run("--run", "--project", "my-proj", "--model-aliases", aliases,
                    "--allowed-models", "qwen-turbo,qwen-max", "--cors-origins", "https://a.example,https://b.example",
                    "--upstream-base-url", "https://llm.example/v1", "--upstream-timeout", "90",
-                   "--upstream-retries", "2", "--max-request-bytes", "1048576", "--env", "NOTE=a@b|c;d")
+                   "--upstream-retries", "2", "--max-request-bytes", "1048576", "--client-body-timeout", "2.5",
+                   "--max-upstream-response-bytes", "1048576", "--env", "NOTE=a@b|c;d")
     assert flag(argv, "set-env-vars").startswith("^")  # gcloud's alternate delimiter syntax
     assert env_vars(argv) == {
         "UPSTREAM_BASE_URL": "https://llm.example/v1",
         "UPSTREAM_TIMEOUT": "90",
         "UPSTREAM_RETRIES": "2",
         "MAX_REQUEST_BYTES": "1048576",
+        "CLIENT_BODY_TIMEOUT": "2.5",
+        "MAX_UPSTREAM_RESPONSE_BYTES": "1048576",
         "MODEL_ALIASES": aliases,
         "ALLOWED_MODELS": "qwen-turbo,qwen-max",
         "CORS_ORIGINS": "https://a.example,https://b.example",
@@ -164,6 +175,105 @@ def test_extra_gcloud_arguments_after_double_dash():
     assert argv[-2:] == ["--quiet", "--service-account=x@y.iam.gserviceaccount.com"]
 
 
+def test_service_account_once_either_side_of_double_dash():
+    refused = deploy("--dry-run", "--project", "my-proj", "--service-account", "a@p.iam.gserviceaccount.com",
+                     "--", "--service-account", "b@p.iam.gserviceaccount.com")
+    assert refused.returncode == 2 and "--service-account is given twice" in refused.stderr
+
+
+def test_dry_run_after_double_dash_is_the_scripts_own(fake_gcloud):
+    env, calls = fake_gcloud
+    result = deploy("--project", "my-proj", "--", "--quiet", "--dry-run", env=env)
+    assert result.returncode == 0, result.stderr
+    assert calls() == []  # printed, not run
+    argv = shlex.split(result.stdout)
+    assert argv[:3] == ["gcloud", "functions", "deploy"] and argv[-1] == "--quiet" and "--dry-run" not in argv
+    assert dry_run("--project", "my-proj", "--", "--dry-run") == dry_run("--project", "my-proj")
+
+
+@pytest.mark.parametrize("extra, message", [
+    # Access: only --public opens the endpoint, and only past the open-proxy check.
+    (["--allow-unauthenticated"], "use --public instead"),
+    (["--allow-unauthenticated=true"], "use --public instead"),
+    (["--quiet", "--allow-unauthenticated"], "use --public instead"),
+    (["--no-invoker-iam-check"], "use --public instead"),
+    (["--no-allow-unauthenticated"], "private unless --public"),
+    # The environment and the secrets are the script's, checked.
+    (["--set-env-vars=ALLOW_UNAUTHENTICATED=true"], "use --env KEY=VALUE"),
+    (["--update-env-vars", "THREADS=1"], "use --env KEY=VALUE"),
+    (["--remove-env-vars=ACCESS_KEYS"], "use --env KEY=VALUE"),
+    (["--clear-env-vars"], "use --env KEY=VALUE"),
+    (["--env-vars-file=env.yaml"], "use --env KEY=VALUE"),
+    (["--set-secrets=ACCESS_KEYS=other:1"], "use --upstream-key-secret and --access-keys-secret"),
+    (["--update-secrets", "UPSTREAM_API_KEY=k:1"], "use --upstream-key-secret and --access-keys-secret"),
+    (["--remove-secrets=ACCESS_KEYS"], "use --upstream-key-secret and --access-keys-secret"),
+    (["--clear-secrets"], "use --upstream-key-secret and --access-keys-secret"),
+    # What the script's own options set.
+    (["--memory=2Gi"], "pass deploy.sh's --memory before --"),
+    (["--concurrency", "80"], "pass deploy.sh's --concurrency before --"),
+    (["--timeout=60s"], "pass deploy.sh's --timeout before --"),
+    (["--project=other-proj"], "pass deploy.sh's --project before --"),
+    (["--source=/tmp"], "would change what runs"),
+    (["--image=evil"], "would change what runs"),
+    (["--flags-file=flags.yaml"], "hide gcloud flags"),
+    (["--dry-run=yes"], "--dry-run takes no value"),
+])
+def test_extra_gcloud_arguments_cannot_undo_the_guards(fake_gcloud, extra, message):
+    env, calls = fake_gcloud
+    for mode in ([], ["--run"]):
+        # Not even with the open-proxy check passed: --public is the one way to open the endpoint.
+        result = deploy(*mode, "--project", "my-proj", "--public", "--upstream-key-secret", "up",
+                        "--access-keys-secret", "keys", "--", *extra, env=env)
+        assert result.returncode == 2, result
+        assert result.stdout == "" and calls() == []
+        assert result.stderr.startswith("deploy.sh: error: ") and message in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("url, warned", [
+    ("http://llm.example/v1", True),
+    ("http://user@LLM.example:8080/v1", True),
+    ("http://10.0.0.5:8000/v1", True),
+    ("http://127.0.0.1.evil.example/v1", True),  # a name, not the loopback address
+    ("http://localhost.evil.example/v1", True),
+    ("http://localhost:8080/v1", False),
+    ("http://LOCALHOST/v1", False),
+    ("http://127.0.0.1:9/v1", False),
+    ("http://[::1]:8080/v1", False),
+    ("https://llm.example/v1", False),
+])
+def test_plain_http_upstream_warns_unless_loopback(url, warned):
+    result = deploy("--dry-run", "--project", "my-proj", "--upstream-base-url", url)
+    assert result.returncode == 0, result.stderr  # a warning, not an error
+    assert env_vars(shlex.split(result.stdout))["UPSTREAM_BASE_URL"] == url
+    assert ("unencrypted" in result.stderr) == warned, result.stderr
+    if warned:
+        assert result.stderr.startswith("deploy.sh: warning: ") and "https://" in result.stderr
+
+
+@pytest.mark.parametrize("args, needed", [
+    (["--max-request-bytes", "100000000"], "637Mi"),  # 160 + 5 x 95.4 MiB, rounded up
+    (["--max-request-bytes", "62914560", "--memory", "256Mi"], "460Mi"),
+    (["--memory", "256Mi"], "416Mi"),  # 160 + the default REQUEST_MEMORY_BYTES, 256 MiB
+    (["--env", "REQUEST_MEMORY_BYTES=536870912"], "672Mi"),
+])
+def test_memory_too_small_for_the_requests_in_flight_warns(args, needed):
+    result = deploy("--dry-run", "--project", "my-proj", *args)
+    assert result.returncode == 0 and result.stdout
+    assert result.stderr.startswith("deploy.sh: warning: ")
+    assert f"below about {needed}" in result.stderr and "raise --memory" in result.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ["--max-request-bytes", "20971520"],  # 416Mi needed, the default 512Mi holds it
+    ["--max-request-bytes", "73400320"],  # 70 MiB: exactly 510Mi
+    ["--max-request-bytes", "100000000", "--memory", "1Gi"],
+    ["--memory", "256Mi", "--env", "REQUEST_MEMORY_BYTES=100000000"],
+])
+def test_memory_that_fits_the_requests_in_flight_does_not_warn(args):
+    result = deploy("--dry-run", "--project", "my-proj", *args)
+    assert result.returncode == 0 and result.stderr == ""
+
+
 def test_dry_run_output_is_shell_quoted():
     result = deploy("--dry-run", "--project", "my-proj", "--env", "GREETING=it's a test")
     line = result.stdout.strip()
@@ -190,6 +300,14 @@ def test_dry_run_output_is_shell_quoted():
     (["--model-aliases", "gemini-2.5-flash"], "--model-aliases must be NAME=MODEL pairs"),
     (["--upstream-base-url", "nexusflow.vip"], "--upstream-base-url must be an http(s) URL"),
     (["--upstream-timeout", "0"], "--upstream-timeout must be a positive number of seconds"),
+    (["--client-body-timeout", "0"], "--client-body-timeout must be a positive number of seconds"),
+    (["--client-body-timeout", "-5"], "--client-body-timeout must be a positive number of seconds"),
+    (["--client-body-timeout", "1e3"], "--client-body-timeout must be a positive number of seconds"),
+    (["--client-body-timeout"], "--client-body-timeout needs a value"),
+    (["--max-upstream-response-bytes", "1023"], "--max-upstream-response-bytes must be between 1024 and"),
+    (["--max-upstream-response-bytes", "16MB"], "--max-upstream-response-bytes must be a whole number"),
+    (["--env", "CLIENT_BODY_TIMEOUT=5"], "set CLIENT_BODY_TIMEOUT with --client-body-timeout"),
+    (["--env", "MAX_UPSTREAM_RESPONSE_BYTES=1"], "set MAX_UPSTREAM_RESPONSE_BYTES with --max-upstream-response-bytes"),
     (["--access-keys-secret", "keys"], "--access-keys-secret needs --upstream-key-secret too"),
     (["--env", "GOOGLE_CLOUD_PROJECT=other"], "GOOGLE_CLOUD_PROJECT is set from --project"),
     (["--env", "UPSTREAM_API_KEY=sk-123"], "must come from Secret Manager"),
@@ -213,10 +331,11 @@ def test_help_explains_every_option():
     for option in ["--run", "--name", "--project", "--region", "--runtime", "--service-account", "--timeout",
                    "--concurrency", "--memory", "--cpu", "--min-instances", "--max-instances",
                    "--upstream-base-url", "--upstream-timeout", "--upstream-retries", "--max-request-bytes",
-                   "--model-aliases", "--allowed-models", "--cors-origins", "--env", "--upstream-key-secret",
+                   "--client-body-timeout", "--max-upstream-response-bytes", "--model-aliases", "--allowed-models", "--cors-origins", "--env", "--upstream-key-secret",
                    "--access-keys-secret", "--iam-only", "--public", "--i-know-its-open", "--dry-run"]:
-        assert f"\n  {option} " in result.stdout, option
+        assert f"\n  {option} " in result.stdout or f"\n  {option}\n" in result.stdout, option
     assert "THREADS" in result.stdout
+    assert "default: 512Mi" in result.stdout and "README's sizing rule" in result.stdout
     assert "default: gemini" in result.stdout and "default: us-central1" in result.stdout
 
 
@@ -309,12 +428,147 @@ def test_gcloudignore_uploads_only_what_runs(tmp_path):
 def test_dockerfile_runs_the_function_as_non_root_and_copies_what_dockerignore_keeps():
     dockerfile = (REPO / "Dockerfile").read_text()
     assert dockerfile.startswith("#") and "FROM python:3.11-slim" in dockerfile
-    assert "functions-framework --target=gemini" in dockerfile and "THREADS=16" in dockerfile
+    assert "functions_framework:create_app(target=\"gemini\")" in dockerfile and "THREADS=16" in dockerfile
     assert "USER 10001" in dockerfile
     kept = {line[1:].rstrip("/") for line in (REPO / ".dockerignore").read_text().splitlines() if line.startswith("!")}
     copied = {word.rstrip("/") for line in dockerfile.splitlines() if line.startswith("COPY ")
               for word in line.split()[1:-1]}
     assert copied == kept == {"requirements.txt", "main.py", "gemini_compat", "schemas"}
+
+
+# --- The Dockerfile's command: functions-framework's server, with the request line capped ---------
+
+def dockerfile_cmd():
+    """The Dockerfile's CMD (shell form, continuation lines joined), as the string `sh -c` runs."""
+    text = (REPO / "Dockerfile").read_text().replace("\\\n", " ")
+    commands = [line[len("CMD "):].strip() for line in text.splitlines() if line.startswith("CMD ")]
+    assert len(commands) == 1, commands
+    return commands[0]
+
+
+def server_env(**extra):
+    """The image's environment (its ENV lines' THREADS and WORKERS), with this Python's scripts first on PATH."""
+    env = dict(os.environ)
+    for name in ("GUNICORN_CMD_ARGS", "HOST", "CLOUD_RUN_TIMEOUT_SECONDS", "GUNICORN_LOG_LEVEL"):
+        env.pop(name, None)
+    env.update(THREADS="4", WORKERS="1")
+    env.update(extra)
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    return env
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def raw_request(port, request, timeout=10):
+    """Send raw bytes, return the response head (status line and headers) as text."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as conn:
+        try:
+            conn.sendall(request)
+        except OSError:
+            pass  # the server may answer and close before reading it all
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return data.split(b"\r\n\r\n", 1)[0].decode("latin-1")
+
+
+@pytest.fixture
+def dockerfile_server(tmp_path):
+    """The Dockerfile's CMD, run from the repository on a loopback port; stopped (it alone) at the end."""
+    pytest.importorskip("gunicorn")
+    pytest.importorskip("functions_framework")
+    port = free_port()
+    log = open(tmp_path / "server.log", "wb")  # a file, not a pipe: a full pipe would block the server
+    process = subprocess.Popen(["sh", "-c", dockerfile_cmd()], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                               env=server_env(PORT=str(port), HOST="127.0.0.1"))
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, (tmp_path / "server.log").read_text()
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the server did not start within 30 s"
+                time.sleep(0.1)
+        yield port
+    finally:
+        process.send_signal(signal.SIGTERM)  # exec: the shell became gunicorn's master, which stops its worker
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+        log.close()
+
+
+def test_dockerfile_command_caps_the_request_line(dockerfile_server):
+    port = dockerfile_server
+    started = time.monotonic()
+    head = raw_request(port, b"GET /v1beta/models/" + b"a" * 100_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert head.startswith(("HTTP/1.1 414", "HTTP/1.1 400")), head  # gunicorn's own answer...
+    assert "application/json" not in head  # ...not the app's (which answers JSON)
+    assert time.monotonic() - started < 5
+    # A normal request still reaches the function, which answers (here: no key, so 403) in JSON.
+    head = raw_request(port, b"GET /v1beta/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert head.startswith("HTTP/1.1 403") and "application/json" in head, head
+
+
+# Builds gunicorn's settings both ways, in one fresh process: functions-framework's GunicornApplication
+# (what `functions-framework --target=gemini` runs), and gunicorn's own from this command line.
+_SETTINGS_PROBE = """
+import json, os, sys
+from functions_framework._http.gunicorn import GunicornApplication
+from gunicorn.app.wsgiapp import WSGIApplication
+ff = GunicornApplication(object(), os.environ.get("HOST", "0.0.0.0"), int(os.environ["PORT"]), False)
+sys.argv = ["gunicorn"] + sys.argv[1:]
+ours = WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]", prog="gunicorn")
+names = set(ff.cfg.settings) | set(ours.cfg.settings)
+print(json.dumps({
+    "differences": {n: [repr(ff.cfg.settings[n].get()), repr(ours.cfg.settings[n].get())] for n in sorted(names)
+                    if repr(ff.cfg.settings[n].get()) != repr(ours.cfg.settings[n].get())},
+    "worker_class": [ff.cfg.worker_class_str, ours.cfg.worker_class_str],
+    "app_uri": ours.app_uri,
+}))
+"""
+
+
+@pytest.mark.parametrize("env", [{}, {"THREADS": "32", "CLOUD_RUN_TIMEOUT_SECONDS": "300", "GUNICORN_LOG_LEVEL": "info"}])
+def test_dockerfile_command_is_functions_frameworks_server_but_for_the_request_line(env):
+    pytest.importorskip("gunicorn")
+    pytest.importorskip("functions_framework._http.gunicorn")
+    command = dockerfile_cmd()
+    assert command.startswith("exec gunicorn ")
+    probe = command.replace("exec gunicorn ", 'exec "$PROBE_PYTHON" -c "$PROBE" ', 1)
+    result = subprocess.run(["sh", "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=60,
+                            env=server_env(PORT="8080", PROBE_PYTHON=sys.executable, PROBE=_SETTINGS_PROBE, **env))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["differences"].pop("limit_request_line") == ["0", "8190"]
+    # functions-framework hands gunicorn an app it built already, before the worker forks: --preload.
+    assert report["differences"].pop("preload_app") == ["False", "True"]
+    report["differences"].pop("default_proc_name", None)  # the process title
+    assert report["differences"] == {}  # bind, workers, threads, timeout, log level: all the same
+    assert report["worker_class"][0] == report["worker_class"][1]
+    assert report["app_uri"] == 'functions_framework:create_app(target="gemini")'
+
+
+def test_functions_framework_itself_cannot_cap_the_request_line(monkeypatch):
+    """Why the Dockerfile runs gunicorn: functions-framework's command line has no gunicorn options,
+    and its GunicornApplication ignores GUNICORN_CMD_ARGS (gunicorn reads it in Application only)."""
+    gunicorn_app = pytest.importorskip("functions_framework._http.gunicorn")
+    from functions_framework._cli import _cli
+    assert not any("limit" in (param.name or "") for param in _cli.params)
+    monkeypatch.setenv("GUNICORN_CMD_ARGS", "--limit-request-line 8190")
+    application = gunicorn_app.GunicornApplication(object(), "127.0.0.1", 8080, False)
+    assert application.cfg.limit_request_line == 0
 
 
 # --- shellcheck --------------------------------------------------------------------------------
