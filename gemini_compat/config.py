@@ -21,7 +21,8 @@ DEFAULT_MAX_REQUEST_BYTES = 20 * 1024 * 1024
 # Seconds a client has to send its whole request body: a client that goes quiet must not hold a thread.
 DEFAULT_CLIENT_BODY_TIMEOUT = 60.0
 # Memory all requests' bodies may take at once, in their parsed and translated forms too (see
-# request_body.MemoryBudget): with the worker's own ~90 MB, it fits a 512 MiB instance.
+# request_body.MemoryBudget), unless MAX_REQUEST_BYTES needs more: with the worker's own ~160 MB,
+# it fits a 512 MiB instance.
 DEFAULT_REQUEST_MEMORY_BYTES = 256 * 1024 * 1024
 # The most the function reads of one upstream answer (after decompression), of one stream event,
 # and of one streamed tool call's arguments: an upstream must not grow memory without bound.
@@ -70,7 +71,8 @@ class Settings:
         if access_keys and not upstream_api_key:
             raise ConfigError("ACCESS_KEYS needs UPSTREAM_API_KEY: without it callers' keys go upstream as they are")
         max_request_bytes = _number(env, "MAX_REQUEST_BYTES", DEFAULT_MAX_REQUEST_BYTES, int, minimum=1)
-        request_memory_bytes = _number(env, "REQUEST_MEMORY_BYTES", DEFAULT_REQUEST_MEMORY_BYTES, int, minimum=1)
+        request_memory_bytes = _number(env, "REQUEST_MEMORY_BYTES",
+                                       max(DEFAULT_REQUEST_MEMORY_BYTES, BYTE_COST * max_request_bytes), int, minimum=1)
         if request_memory_bytes < BYTE_COST * max_request_bytes:
             raise ConfigError(
                 f"REQUEST_MEMORY_BYTES ({request_memory_bytes}) must be at least {BYTE_COST} x MAX_REQUEST_BYTES "

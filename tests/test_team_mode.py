@@ -143,6 +143,11 @@ def test_cors_headers_on_answers_and_errors_for_allowed_origins_only(cors, upstr
     ({"UPSTREAM_RETRIES": "-1"}, "UPSTREAM_RETRIES"),
     ({"ALLOW_UNAUTHENTICATED": "maybe"}, "ALLOW_UNAUTHENTICATED"),
     ({"UPSTREAM_BASE_URL": "ftp://x"}, "UPSTREAM_BASE_URL"),
+    ({"MAX_REQUEST_BYTES": "104857600", "REQUEST_MEMORY_BYTES": "268435456"},
+     "REQUEST_MEMORY_BYTES (268435456) must be at least 5 x MAX_REQUEST_BYTES"),
+    ({"REQUEST_MEMORY_BYTES": "1000", "MAX_REQUEST_BYTES": "1000"}, "must be at least 5 x MAX_REQUEST_BYTES"),
+    ({"CLIENT_BODY_TIMEOUT": "0"}, "CLIENT_BODY_TIMEOUT"),
+    ({"MAX_UPSTREAM_RESPONSE_BYTES": "10"}, "MAX_UPSTREAM_RESPONSE_BYTES"),
 ])
 def test_bad_configuration_stops_the_function_at_start(env, message):
     from gemini_compat.config import ConfigError, Settings
@@ -162,3 +167,11 @@ def test_unusable_numbers_stop_the_function_at_start(env, message):
     with pytest.raises(ConfigError) as caught:
         Settings.from_env(env)
     assert message in str(caught.value)
+
+
+def test_the_request_memory_budget_grows_with_the_request_size_unless_set():
+    from gemini_compat.config import Settings
+
+    assert Settings.from_env({}).request_memory_bytes == 256 * 1024 * 1024
+    assert Settings.from_env({"MAX_REQUEST_BYTES": "104857600"}).request_memory_bytes == 5 * 104857600
+    assert Settings.from_env({"REQUEST_MEMORY_BYTES": "200000000", "MAX_REQUEST_BYTES": "1000"}).request_memory_bytes == 200000000

@@ -1,0 +1,114 @@
+"""The request body's pure parts, table-driven: content types, strict UTF-8 JSON, the token count,
+and the memory budget's waiting and refusals. (Reading from a socket, deadlines and closing after an
+unread body are proved over real connections in test_hostile.)"""
+
+import threading
+import time
+
+import pytest
+
+from gemini_compat import request_body
+from gemini_compat.errors import InvalidArgument, PayloadTooLarge, Unavailable, UnsupportedMediaType
+
+
+@pytest.mark.parametrize("content_type", [
+    "", "application/json", "application/json; charset=utf-8", "Application/JSON", "application/vnd.api+json",
+])
+def test_json_content_types_pass(content_type):
+    request_body.check_content_type({"Content-Type": content_type} if content_type else {})
+
+
+@pytest.mark.parametrize("content_type", [
+    "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/jsonx",
+])
+def test_other_content_types_are_a_415_naming_json(content_type):
+    with pytest.raises(UnsupportedMediaType) as caught:
+        request_body.check_content_type({"Content-Type": content_type})
+    assert caught.value.code == 415 and "application/json" in caught.value.message
+
+
+@pytest.mark.parametrize("raw, message", [
+    (b'"\xed\xa0\x80"', "not valid UTF-8"),  # a raw surrogate, which json.loads(bytes) accepts
+    (b'{"a": "\xff"}', "not valid UTF-8"),
+    (b'\xef\xbb\xbf{}', "Invalid JSON payload"),  # a byte order mark
+])
+def test_bytes_that_are_not_strict_utf8_json_are_refused(raw, message):
+    with pytest.raises(InvalidArgument) as caught:
+        request_body.parse_json(request_body.utf8_text(raw))
+    assert message in caught.value.message
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "empty"), ("  \n", "empty"), ("[1,", "Invalid JSON payload"), ('"\\ud800"', "lone UTF-16 surrogate"),
+    ('{"a": NaN}', "Invalid JSON payload"), ("[" * 5000 + "]" * 5000, "nested too deeply"),
+])
+def test_text_that_is_not_json_is_refused(text, message):
+    with pytest.raises(InvalidArgument) as caught:
+        request_body.parse_json(text)
+    assert message in caught.value.message
+
+
+def test_a_surrogate_pair_escape_is_fine():
+    assert request_body.parse_json('{"a": "\\ud83d\\ude00"}') == {"a": "\U0001F600"}
+
+
+@pytest.mark.parametrize("raw, count", [
+    (b'{}', 1),
+    (b'{"text": "a, b, c"}', 5),  # the quick count: commas inside strings too
+    (b'[' + b'1,' * 60_000 + b'1]', 60_001),  # above the quick count's threshold: counted one by one
+    (b'["' + b'{,[' * 200_000 + b'"]', 2),  # punctuation inside one string is no value
+])
+def test_tokens_are_counted(raw, count):
+    assert request_body.count_tokens(raw) == count
+
+
+@pytest.mark.parametrize("raw", [
+    b"[" + b"{}," * 600_000 + b"{}]", b"[" + b"[]," * 600_000 + b"[]]", b"[" + b'"",' * 600_000 + b'""]',
+    b'"a"' * 600_000,  # not JSON, but the walk must stop all the same
+])
+def test_more_tokens_than_any_request_needs_are_refused_quickly(raw):
+    started = time.process_time()
+    with pytest.raises(InvalidArgument) as caught:
+        request_body.count_tokens(raw)
+    assert "more than 500000 JSON values" in caught.value.message
+    assert time.process_time() - started < 2
+
+
+def test_the_budget_lets_requests_in_while_they_fit_and_the_next_waits_for_room():
+    budget = request_body.MemoryBudget(100)
+    budget.acquire(60, time.monotonic() + 1)
+    entered = threading.Event()
+
+    def second():
+        budget.acquire(50, time.monotonic() + 5)
+        entered.set()
+
+    waiting = threading.Thread(target=second)
+    waiting.start()
+    assert not entered.wait(0.2)  # 60 + 50 > 100: it waits
+    budget.release(60)
+    assert entered.wait(2)
+    waiting.join()
+    assert budget.used == 50
+
+
+def test_the_budget_refuses_at_the_deadline_and_what_can_never_fit_at_once():
+    budget = request_body.MemoryBudget(100)
+    budget.acquire(100, time.monotonic() + 1)
+    started = time.monotonic()
+    with pytest.raises(Unavailable) as caught:
+        budget.acquire(1, time.monotonic() + 0.2)
+    assert caught.value.code == 503 and caught.value.headers == {"Retry-After": "1"}
+    assert 0.15 < time.monotonic() - started < 1
+    with pytest.raises(PayloadTooLarge):
+        budget.acquire(101, time.monotonic() + 5)
+
+
+def test_reservations_add_up_per_request_and_are_given_back_once():
+    budget, environ = request_body.MemoryBudget(100), {}
+    request_body.reserve(environ, budget, 30, time.monotonic() + 1)
+    request_body.reserve(environ, budget, 20, time.monotonic() + 1)
+    assert budget.used == 50
+    request_body.release(environ)
+    request_body.release(environ)
+    assert budget.used == 0
