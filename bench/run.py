@@ -688,11 +688,16 @@ class _EventBlocks(io.RawIOBase):
 
 
 def _upstream_stream_response(blocks):
-    """What Upstream.open_stream returns (a urllib3 response, body unread), over in-memory blocks."""
+    """What Upstream.open_stream returns (an EventStream on a urllib3 response, body unread), over
+    in-memory blocks."""
     import urllib3
 
-    return urllib3.HTTPResponse(body=_EventBlocks(blocks), headers={"Content-Type": "text/event-stream"},
-                                status=200, preload_content=False, decode_content=False)
+    from gemini_compat.config import Settings
+    from gemini_compat.upstream import EventStream
+
+    response = urllib3.HTTPResponse(body=_EventBlocks(blocks), headers={"Content-Type": "text/event-stream"},
+                                    status=200, preload_content=False, decode_content=False)
+    return EventStream(response, KEY, Settings())
 
 
 def measure_translation(repeats):
@@ -761,7 +766,7 @@ def _stream_path_per_chunk(events, options, payload, repeats):
     count = len(events) - 3  # content chunks
     # Arguments by name, as the signature is still moving. The request log, written once per stream
     # (not per chunk), is a stub.
-    known = {"upstream_response": None, "translator": None, "sse": True, "log": _NullLog(), "key": KEY}
+    known = {"stream": None, "translator": None, "sse": True, "log": _NullLog()}
     parameters = inspect.signature(stream_body).parameters
     unknown = [name for name, p in parameters.items() if name not in known and p.default is p.empty]
     if unknown:
@@ -769,7 +774,7 @@ def _stream_path_per_chunk(events, options, payload, repeats):
 
     def run(response):
         arguments = {name: value for name, value in known.items() if name in parameters}
-        arguments.update(upstream_response=response, translator=StreamTranslator(options, payload.get("n", 1)))
+        arguments.update(stream=response, translator=StreamTranslator(options, payload.get("n", 1)))
         out = list(stream_body(**arguments))
         if len(out) != count + 1:
             raise RuntimeError(f"stream_body gave {len(out)} chunks for {count} content chunks")

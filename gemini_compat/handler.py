@@ -1,19 +1,18 @@
 """The HTTP edge: a Flask request in, a Flask response out. Everything else is called from here."""
 
-import json
 import traceback
 
 import flask
 
-from . import auth, models, routing
-from .errors import GeminiError, InvalidArgument, PayloadTooLarge, PermissionDenied, UpstreamError
+from . import auth, models, request_body, routing
+from .errors import GeminiError, InvalidArgument, PermissionDenied, UpstreamError
 from .logs import RequestLog, emit
 from .embeddings import embedding_batches, embedding_vectors
 from .request_translation import chat_request
-from .response_translation import StreamTranslator, gemini_response, upstream_error
-from .json_wire import dumps, loads
-from .sse import read_events, sse_event
-from .upstream import Upstream, close, json_answer, read_blocks
+from .response_translation import StreamTranslator, gemini_response
+from .json_wire import dumps
+from .sse import sse_event
+from .upstream import Upstream
 from .validation import BATCH_EMBED_CONTENTS, COUNT_TOKENS, EMBED_CONTENT, GENERATE_CONTENT
 
 JSON = "application/json; charset=utf-8"
@@ -26,12 +25,29 @@ class Gateway:
     def __init__(self, settings):
         self.settings = settings
         self.upstream = Upstream(settings)
+        self.request_memory = request_body.MemoryBudget(settings.request_memory_bytes)
 
     def handle(self, request):
         log = RequestLog(request, self.settings.gcp_project)
-        response = self._respond(request, log)
+        try:
+            response = self._respond(request, log)
+        finally:
+            request_body.release(request.environ)  # a stream has its first chunk: the request is translated
+        return self._sent(request, response, log)
+
+    def framework_error(self, request, error):
+        """An error the framework raises before the function runs (/favicon.ico, /robots.txt, a path
+        its URL rules do not take, e.g. one holding a newline), in the envelope and logged."""
+        response = error_response(GeminiError(error.description or error.name, code=error.code or 500))
+        return self._sent(request, response, RequestLog(request, self.settings.gcp_project))
+
+    def _sent(self, request, response, log):
+        """The response as it leaves: CORS headers, the connection closed if the body was not read,
+        the log line (a stream that started writes its own, at its end)."""
         if self.settings.cors_origins:
             _add_cors_headers(response, request, self.settings.cors_origins)
+        if request_body.BODY_READ not in request.environ and request_body.has_body(request):
+            response = request_body.answered_unread(response, request.environ)
         if not response.is_streamed or response.status_code != 200:
             log.write(response.status_code, getattr(response, "error", None))
         return response
@@ -45,11 +61,14 @@ class Gateway:
             log.fields["model"] = route.model
             key = auth.upstream_key(self.settings, request.headers, request.args)
             if route.action == "listModels":
-                return json_response(models.page(self.models(key), request.args))
+                page_size, offset = models.page_query(request.args)
+                return json_response(models.page(self.models(key), page_size, offset))
             if route.action == "getModel":
                 return json_response(models.find_model(self.models(key), route))
             model = log.fields["upstreamModel"] = models.upstream_model(self.settings, route)
-            body = json_body(request, self.settings.max_request_bytes)
+            request_body.check_content_type(request.headers)
+            body = request_body.read_json(request, self.settings.max_request_bytes, self.settings.client_body_timeout,
+                                          self.request_memory)
             if route.action == "countTokens":
                 return json_response(self.count_tokens(model, key, COUNT_TOKENS.validate(body)))
             if route.action == "embedContent":
@@ -66,7 +85,7 @@ class Gateway:
             if error.from_upstream:
                 log.fields["upstreamStatus"] = error.code
             return error_response(error)
-        except RecursionError:  # the client's body (upstream answers are caught in ``translated``)
+        except RecursionError:  # validating the client's body (upstream answers are caught in ``translated``)
             return error_response(InvalidArgument("Invalid JSON payload received. The body is nested too deeply."))
         except Exception:  # a bug of ours: still a Gemini error, never an HTML page or a traceback
             emit({"severity": "ERROR", "message": "unexpected error\n" + traceback.format_exc()})
@@ -113,8 +132,8 @@ class Gateway:
         def start():
             # Run up to the first chunk now, so that a failure before any output is a real HTTP
             # error, and worth a retry.
-            translator = StreamTranslator(options, payload.get("n", 1))
-            chunks = stream_body(self.upstream.open_stream(payload, key), translator, sse, log, key)
+            translator = StreamTranslator(options, payload.get("n", 1), self.settings.max_upstream_response_bytes)
+            chunks = stream_body(self.upstream.open_stream(payload, key), translator, sse, log)
             return next(chunks), chunks
 
         first, chunks = self.upstream.with_retries(start)
@@ -127,48 +146,8 @@ def json_response(value):
     return flask.Response(dumps(value), 200, content_type=JSON)
 
 
-def json_body(request, limit):
-    if (request.content_length or 0) > limit:
-        raise PayloadTooLarge(f"Request payload size exceeds the limit: {limit} bytes.")
-    raw = request.stream.read(limit + 1)
-    if len(raw) > limit:
-        raise PayloadTooLarge(f"Request payload size exceeds the limit: {limit} bytes.")
-    if not raw.strip():
-        raise InvalidArgument("Invalid JSON payload received. The request body is empty.")
-    try:
-        body = loads(raw)
-    except UnicodeDecodeError:
-        raise InvalidArgument("Invalid JSON payload received. The body is not UTF-8.") from None
-    except ValueError as error:
-        raise InvalidArgument(f"Invalid JSON payload received. {getattr(error, 'msg', error)}.") from None
-    if b"\\u" in raw and _has_lone_surrogate(body):
-        raise InvalidArgument("Invalid JSON payload received. A string holds a lone UTF-16 surrogate escape.")
-    return body
-
-
-def _has_lone_surrogate(body):
-    try:
-        json.dumps(body, ensure_ascii=False).encode()
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
-def scrubbed(error, key):
-    """The error without the key in its message: some upstreams quote the key they refused, and in
-    team mode that key is the function's own."""
-    if key and key in error.message:
-        error.message = error.message.replace(key, "[redacted]")
-    return error
-
-
 def error_response(error):
-    body = dumps(error.body())
-    if isinstance(error, PayloadTooLarge):
-        # An iterable answer: functions-framework reads the whole request body before any other
-        # (non-streamed) answer, and this one must not wait for, nor hold, what is left of it.
-        body = iter([body])
-    response = flask.Response(body, error.code, headers=error.headers, content_type=JSON)
+    response = flask.Response(dumps(error.body()), error.code, headers=error.headers, content_type=JSON)
     response.error = error
     return response
 
@@ -198,20 +177,19 @@ def _add_cors_headers(response, request, origins):
         response.headers["Access-Control-Expose-Headers"] = "Retry-After"
 
 
-def stream_body(upstream_response, translator, sse, log, key):
+def stream_body(stream, translator, sse, log):
     """The client's byte stream: SSE events, or a JSON array written element by element.
 
     A failure after output has begun is sent as a last ``{"error": ...}`` element; before that it
-    is raised, for the caller to answer with an HTTP error. The upstream response is always closed,
+    is raised, for the caller to answer with an HTTP error. The upstream stream is always closed,
     also when the client goes away (the server then closes this generator)."""
-    started = complete = False
+    started = False
     status, failure = 200, None
     try:
-        for chunk in gemini_chunks(upstream_response, translator):
+        for chunk in gemini_chunks(stream, translator):
             data = sse_event(chunk) if sse else (b",\r\n" if started else b"[") + dumps(chunk)
             started = True
             yield data
-        complete = True
         if not sse:
             yield b"]"
     except GeneratorExit:
@@ -223,34 +201,23 @@ def stream_body(upstream_response, translator, sse, log, key):
         if not isinstance(error, GeminiError):
             emit({"severity": "ERROR", "message": "unexpected error in a stream\n" + traceback.format_exc()})
             error = GeminiError("An internal error has occurred.")
-        status, failure = error.code, scrubbed(error, key)
+        status, failure = error.code, error
         yield sse_event(error.body()) if sse else b",\r\n" + dumps(error.body()) + b"]"
     finally:
-        close(upstream_response, reuse=complete)
+        stream.close()
         if started:
             log.fields.update(upstreamStatus=200, stream=True, modelVersion=translator.model or translator.options.model,
                               usage=translator.reported_usage() or {})
             log.write(status, failure)
 
 
-def gemini_chunks(upstream_response, translator):
-    if upstream_response.headers.get("Content-Type", "").startswith("application/json"):
-        # A server that ignored "stream": true and answered whole: one chunk with everything.
-        yield translated(gemini_response, json_answer(upstream_response), translator.options)
-        return
-    for event, data in read_events(read_blocks(upstream_response)):
-        if data.strip() == b"[DONE]":
-            yield from translated(translator.done)
+def gemini_chunks(stream, translator):
+    for chunk in stream:
+        if stream.whole:  # a server that ignored "stream": true answered whole: one chunk with everything
+            yield translated(gemini_response, chunk, translator.options)
             return
-        try:
-            chunk = loads(data)
-        except (ValueError, RecursionError):
-            shown = data[:200].decode("utf-8", "replace")
-            raise UpstreamError(f"The upstream sent an invalid stream event: {shown}") from None
-        if event == "error" or not isinstance(chunk, dict):
-            raise upstream_error(None, chunk)
         yield from translated(translator.translate, chunk)
-    yield from translated(translator.end_of_stream)
+    yield from translated(translator.done if stream.done else translator.end_of_stream)
 
 
 def _prepend(first, rest):
@@ -274,8 +241,3 @@ def translated(translate, *args):
     except _SHAPE_ERRORS:
         emit({"severity": "WARNING", "message": "untranslatable upstream answer\n" + traceback.format_exc()})
         raise UpstreamError("The upstream answer has a shape that cannot be translated.") from None
-
-
-def framework_error_response(error):
-    """Errors the framework raises before the function runs (/favicon.ico, /robots.txt) in the envelope."""
-    return error_response(GeminiError(error.description or error.name, code=error.code or 500))

@@ -6,39 +6,57 @@ Beyond the rules, for upstreams seen in the wild: llama.cpp's legacy ``error:`` 
 line with no field name, both read as data.
 """
 
+from .errors import UpstreamTooLarge
 from .json_wire import dumps
 
 
-def read_events(blocks):
-    """(event type, data) for each event in an iterable of byte blocks, as soon as the event is whole."""
-    pending = None  # None until the first block: a UTF-8 byte order mark there is not data
-    data = []
-    event = "message"
+def read_events(blocks, limit):
+    """(event type, data) for each event in an iterable of byte blocks, as soon as the event is whole.
+
+    Linear in the bytes read however they are split, and bounded: a line or an event's data longer
+    than ``limit`` bytes raises ``UpstreamTooLarge`` (an upstream whose ``data:`` line never ends
+    grew memory by 10 GB in 30 s, and re-joining it on every block was quadratic)."""
+    held, held_size = [], 0  # the start of an unfinished line, joined once when it ends
+    after_cr = False  # the last block ended in CR: a LF opening the next one completes that CRLF
+    data, size, event = [], 0, "message"
+    first = True
     for block in blocks:
-        pending = block.removeprefix(b"\xef\xbb\xbf") if pending is None else pending + block
-        lines = pending.splitlines(keepends=True)
-        pending = b""
-        # Hold back an unfinished last line, and a lone CR that may be the first half of CRLF.
-        if lines and (not lines[-1].endswith((b"\n", b"\r")) or lines[-1].endswith(b"\r")):
-            pending = lines.pop()
-        for line in lines:
-            line = line.rstrip(b"\r\n")
+        if first:  # a UTF-8 byte order mark at the very start is not data
+            block, first = block.removeprefix(b"\xef\xbb\xbf"), False
+        if not block:
+            continue
+        if after_cr and block.startswith(b"\n"):
+            block = block[1:]
+        end = max(block.rfind(b"\n"), block.rfind(b"\r")) + 1
+        after_cr = end == len(block) and block.endswith(b"\r")
+        if not end:
+            held.append(block)
+            held_size += len(block)
+            if held_size > limit:
+                raise UpstreamTooLarge(limit, "An upstream stream line")
+            continue
+        text = block if end == len(block) else block[:end]
+        if held:
+            text = b"".join(held) + text
+        held, held_size = ([block[end:]], len(block) - end) if end < len(block) else ([], 0)
+        for line in text.splitlines():
             if not line:
                 if any(data):  # an empty "data:" frame is a keep-alive, not an event
                     yield event, b"\n".join(data)
-                data, event = [], "message"
+                data, size, event = [], 0, "message"
                 continue
             field, value = _field(line)
-            if field == b"data":
+            if field == b"data" or field == b"error":
                 data.append(value)
-            elif field == b"error":
-                data.append(value)
-                event = "error"
+                size += len(line) + 1  # as received: "data: x" lines must not cost 8 times their count
+                if size > limit:
+                    raise UpstreamTooLarge(limit, "An upstream stream event")
+                if field == b"error":
+                    event = "error"
             elif field == b"event":
                 event = value.decode("utf-8", "replace")
-    line = (pending or b"").rstrip(b"\r\n")
-    if line:
-        field, value = _field(line)
+    if held:  # the stream ended in the middle of a line
+        field, value = _field(b"".join(held))
         if field in (b"data", b"error"):
             data.append(value)
             event = "error" if field == b"error" else event

@@ -8,6 +8,7 @@ Script items are replies: ``Json`` (any status), ``Raw`` (any bytes and content 
 import collections
 import http.server
 import json
+import sys
 import threading
 import time
 
@@ -109,7 +110,7 @@ class FakeUpstream:
         self.models = [{"id": "qwen-turbo", "object": "model", "created": 1767000000, "owned_by": "nexusflow"}]
         self.lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"upstream": self})
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server = _Server(("127.0.0.1", 0), handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -139,6 +140,13 @@ class FakeUpstream:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        # A client that closed a connection with part of an answer unread (a cap, a deadline) resets it.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

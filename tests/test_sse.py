@@ -5,8 +5,11 @@ import pytest
 from gemini_compat.sse import read_events, sse_event
 
 
+LIMIT = 1024 * 1024
+
+
 def events(*blocks):
-    return [(kind, data.decode()) for kind, data in read_events(list(blocks))]
+    return [(kind, data.decode()) for kind, data in read_events(list(blocks), LIMIT)]
 
 
 @pytest.mark.parametrize("raw,expected", [
@@ -44,7 +47,7 @@ def test_an_event_is_yielded_before_the_next_block_is_read():
         yield b"data: 1\n\n"
         raise AssertionError("read ahead")
 
-    reader = read_events(blocks())
+    reader = read_events(blocks(), LIMIT)
     assert next(reader) == ("message", b"1")
 
 
