@@ -26,6 +26,7 @@ class Gateway:
         self.settings = settings
         self.upstream = Upstream(settings)
         self.request_memory = request_body.MemoryBudget(settings.request_memory_bytes)
+        request_body.give_freed_memory_back()
 
     def handle(self, request):
         log = RequestLog(request, self.settings.gcp_project)
@@ -93,6 +94,7 @@ class Gateway:
 
     def generate(self, model, key, body, log):
         payload, options = chat_request(body, model, stream=False)
+        body.clear()  # translated: its media (up to MAX_REQUEST_BYTES) need not stay while the payload is sent
         completion = self.upstream.post_json("/chat/completions", payload, key)
         response = translated(gemini_response, completion, options)
         log.fields.update(upstreamStatus=200, modelVersion=response["modelVersion"],
@@ -128,6 +130,7 @@ class Gateway:
 
     def stream(self, model, key, body, sse, log):
         payload, options = chat_request(body, model, stream=True)
+        body.clear()  # as in generate
 
         def start():
             # Run up to the first chunk now, so that a failure before any output is a real HTTP

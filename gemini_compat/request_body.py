@@ -6,6 +6,7 @@ closes the connection: nothing of the body is read into memory, and a caller who
 goes quiet, holds no thread.
 """
 
+import ctypes
 import heapq
 import itertools
 import json
@@ -30,6 +31,9 @@ PRECISE_COUNT_ABOVE = 50_000
 # URL, the upstream request's JSON and its bytes), plus about 64 bytes per parsed JSON value.
 BYTE_COST = 5
 TOKEN_COST = 64
+# mallopt(M_MMAP_THRESHOLD, ...): blocks this large and larger are mapped, and unmapped when freed.
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD_BYTES = 128 * 1024
 # After an answer given without reading the body: how long the client may go on sending (its
 # bytes are thrown away) so that it sees the answer rather than a reset connection.
 LINGER_SECONDS = 1.0
@@ -189,6 +193,17 @@ class MemoryBudget:
         with self._condition:
             self.used -= amount
             self._condition.notify_all()
+
+
+def give_freed_memory_back():
+    """Make the C allocator return large freed blocks to the system at once. glibc otherwise
+    raises its mmap threshold to the largest block freed (up to 32 MiB) and keeps later ones in
+    per-thread heaps: sixteen threads that had each translated a 20 MiB request held 556 MB, with
+    a fixed threshold 149 MB. Elsewhere (no glibc) it does nothing."""
+    try:
+        ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+    except (OSError, AttributeError):
+        pass
 
 
 def reserve(environ, budget, amount, deadline):
