@@ -18,18 +18,32 @@ from helpers import KEY
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
+def dockerfile_command():
+    """The Dockerfile's CMD (shell form, continuation lines joined), as the string `sh -c` runs."""
+    text = (REPO / "Dockerfile").read_text().replace("\\\n", " ")
+    commands = [line[len("CMD "):].strip() for line in text.splitlines() if line.startswith("CMD ")]
+    assert len(commands) == 1, commands
+    return commands[0]
+
+
 class FunctionServer:
-    def __init__(self, env):
+    """The function as Cloud Functions runs it (``functions-framework --target=gemini``), or with
+    ``container=True`` as the Dockerfile runs it (gunicorn with functions-framework's app)."""
+
+    def __init__(self, env, container=False):
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tempfile.NamedTemporaryFile(prefix="function-", suffix=".log", delete=False)
         full_env = {k: v for k, v in os.environ.items() if k not in ("UPSTREAM_API_KEY", "ACCESS_KEYS")}
         full_env.update(env)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "functions_framework", "--target=gemini", "--source", str(REPO / "main.py"),
-             "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=REPO, env=full_env, stdout=self.log, stderr=subprocess.STDOUT,
-        )
+        if container:
+            full_env.update(PORT=str(self.port), HOST="127.0.0.1", WORKERS="1", THREADS=full_env.get("THREADS", "16"),
+                            PATH=os.path.dirname(sys.executable) + os.pathsep + full_env.get("PATH", ""))
+            command = ["sh", "-c", dockerfile_command()]
+        else:
+            command = [sys.executable, "-m", "functions_framework", "--target=gemini", "--source", str(REPO / "main.py"),
+                       "--host", "127.0.0.1", "--port", str(self.port)]
+        self.process = subprocess.Popen(command, cwd=REPO, env=full_env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -19,6 +19,8 @@ import time
 
 import pytest
 
+from conftest import dockerfile_command
+
 REPO = pathlib.Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy.sh"
 SMOKE = REPO / "scripts" / "smoke.sh"
@@ -438,14 +440,6 @@ def test_dockerfile_runs_the_function_as_non_root_and_copies_what_dockerignore_k
 
 # --- The Dockerfile's command: functions-framework's server, with the request line capped ---------
 
-def dockerfile_cmd():
-    """The Dockerfile's CMD (shell form, continuation lines joined), as the string `sh -c` runs."""
-    text = (REPO / "Dockerfile").read_text().replace("\\\n", " ")
-    commands = [line[len("CMD "):].strip() for line in text.splitlines() if line.startswith("CMD ")]
-    assert len(commands) == 1, commands
-    return commands[0]
-
-
 def server_env(**extra):
     """The image's environment (its ENV lines' THREADS and WORKERS), with this Python's scripts first on PATH."""
     env = dict(os.environ)
@@ -486,7 +480,7 @@ def dockerfile_server(tmp_path):
     pytest.importorskip("functions_framework")
     port = free_port()
     log = open(tmp_path / "server.log", "wb")  # a file, not a pipe: a full pipe would block the server
-    process = subprocess.Popen(["sh", "-c", dockerfile_cmd()], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+    process = subprocess.Popen(["sh", "-c", dockerfile_command()], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
                                env=server_env(PORT=str(port), HOST="127.0.0.1"))
     try:
         deadline = time.monotonic() + 30
@@ -544,7 +538,7 @@ print(json.dumps({
 def test_dockerfile_command_is_functions_frameworks_server_but_for_the_request_line(env):
     pytest.importorskip("gunicorn")
     pytest.importorskip("functions_framework._http.gunicorn")
-    command = dockerfile_cmd()
+    command = dockerfile_command()
     assert command.startswith("exec gunicorn ")
     probe = command.replace("exec gunicorn ", 'exec "$PROBE_PYTHON" -c "$PROBE" ', 1)
     result = subprocess.run(["sh", "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=60,
