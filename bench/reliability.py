@@ -193,6 +193,13 @@ def bodies(fake):
                 f"{described(response)} (bound {bound:.0f} MB)", ok)
         attempt(name, 1, run)
 
+    def concurrent():
+        result = th.concurrent_images_case(fake)
+        ok = result["statuses"] == [200] * 16 and result["up_mb"] <= 256
+        row(f"16 one-image requests of {result['size_mb']:.0f} MB at once (THREADS=16, REQUEST_MEMORY_BYTES 256 MiB)",
+            16, result["seconds"], result["up_mb"], f"{result['statuses'].count(200)} × 200 (bound 256 MB)", ok)
+    attempt("concurrent images", 16, concurrent)
+
 
 def main():
     started = time.monotonic()

@@ -891,6 +891,39 @@ def test_the_worst_accepted_bodies_stay_within_a_small_multiple_of_their_size(up
     assert result["after"] == 200, context
 
 
+def concurrent_images_case(upstream_server, count=16):
+    """``count`` 20 MiB image requests at once (THREADS=16): the worker's peak RSS up, and the statuses."""
+    body = image_body()
+    upstream_server.reset()
+    with fresh_server(UPSTREAM_BASE_URL=upstream_server.base_url) as server:
+        assert post(server, PATH, hello()).status_code == 200
+        probe = MemoryProbe(server)
+        statuses = []
+        started = time.monotonic()
+        threads = [threading.Thread(target=lambda: statuses.append(
+            post(server, PATH, body, headers={"Content-Type": "application/json"}, timeout=60).status_code))
+            for _ in range(count)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(90)
+        seconds = time.monotonic() - started
+        up = probe.up_mb()
+        logs = trimmed_logs(server)
+    upstream_server.reset()
+    return {"statuses": sorted(statuses), "seconds": seconds, "up_mb": up, "size_mb": len(body) / MB, "logs": logs}
+
+
+def test_sixteen_20_mib_requests_at_once_fit_the_deployed_memory(upstream_server):
+    """deploy.sh's 512Mi holds the gunicorn master (~45 MB), the worker (~35 MB) and
+    REQUEST_MEMORY_BYTES (256 MiB): requests that would pass the budget wait for room, and freed
+    buffers go back to the system (without both, this peaked at 556 MB)."""
+    result = concurrent_images_case(upstream_server)
+    context = f"{ {k: v for k, v in result.items() if k != 'logs'} }\n{result['logs']}"
+    assert result["statuses"] == [200] * 16, context
+    assert result["up_mb"] <= 256, context
+
+
 # --- caller side: a request line that never ends ----------------------------------------------
 
 def long_request_line_case(server, time_bound=5.0):
