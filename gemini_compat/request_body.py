@@ -227,16 +227,16 @@ class Deadlines:
 
     def __init__(self):
         self._condition = threading.Condition()
-        self._heap = []  # (deadline, number, socket)
-        self._active = set()
+        self._heap = []  # (deadline, number), cancelled ones among them until they are dropped
+        self._sockets = {}  # number -> socket, of the reads still running
         self._numbers = itertools.count()
         self._thread = None
 
     def watch(self, sock, deadline):
         number = next(self._numbers)
         with self._condition:
-            heapq.heappush(self._heap, (deadline, number, sock))
-            self._active.add(number)
+            heapq.heappush(self._heap, (deadline, number))
+            self._sockets[number] = sock
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="body-deadlines", daemon=True)
                 self._thread.start()
@@ -246,25 +246,27 @@ class Deadlines:
 
     def cancel(self, number):
         with self._condition:
-            self._active.discard(number)
+            del self._sockets[number]
+            if len(self._heap) > 2 * len(self._sockets) + 64:  # mostly finished reads: drop them now
+                self._heap = [entry for entry in self._heap if entry[1] in self._sockets]
+                heapq.heapify(self._heap)
 
     def _run(self):
         with self._condition:
             while True:
-                while self._heap and self._heap[0][1] not in self._active:
+                while self._heap and self._heap[0][1] not in self._sockets:
                     heapq.heappop(self._heap)
                 if not self._heap:
                     self._condition.wait()
                     continue
-                deadline, number, sock = self._heap[0]
+                deadline, number = self._heap[0]
                 remaining = deadline - time.monotonic()
                 if remaining > 0:
                     self._condition.wait(remaining)
                     continue
                 heapq.heappop(self._heap)
-                self._active.discard(number)
                 try:
-                    sock.shutdown(socket.SHUT_RD)
+                    self._sockets.pop(number).shutdown(socket.SHUT_RD)
                 except OSError:
                     pass
 

@@ -2,6 +2,7 @@
 and the memory budget's waiting and refusals. (Reading from a socket, deadlines and closing after an
 unread body are proved over real connections in test_hostile.)"""
 
+import socket
 import threading
 import time
 
@@ -112,3 +113,26 @@ def test_reservations_add_up_per_request_and_are_given_back_once():
     request_body.release(environ)
     request_body.release(environ)
     assert budget.used == 0
+
+
+def test_a_read_past_its_deadline_is_woken_with_an_end_of_file_and_a_finished_one_is_left_alone():
+    deadlines = request_body.Deadlines()
+    late, late_peer = socket.socketpair()
+    done, done_peer = socket.socketpair()
+    with late, late_peer, done, done_peer:
+        deadlines.cancel(deadlines.watch(done, time.monotonic() + 0.1))
+        deadlines.watch(late, time.monotonic() + 0.3)
+        started = time.monotonic()
+        assert late.recv(10) == b""  # the blocked read ends at its deadline
+        assert 0.25 < time.monotonic() - started < 2
+        time.sleep(0.1)
+        done_peer.sendall(b"x")
+        assert done.recv(10) == b"x"  # the finished read's socket was not shut
+
+
+def test_finished_reads_do_not_pile_up():
+    deadlines = request_body.Deadlines()
+    with socket.socket() as sock:
+        for _ in range(10_000):
+            deadlines.cancel(deadlines.watch(sock, time.monotonic() + 60))
+    assert len(deadlines._heap) <= 64 and not deadlines._sockets
