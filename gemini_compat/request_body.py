@@ -26,9 +26,10 @@ READ_SIZE = 256 * 1024
 # 50,000-row table in a function response still fits.
 MAX_JSON_TOKENS = 500_000
 PRECISE_COUNT_ABOVE = 50_000
-# What a request costs in memory while it is served, for the budget (bench/reliability.py measures
-# it): a 20 MiB image, about five times its size (the bytes, the text, the parsed string, the data
-# URL, the upstream request's JSON and its bytes), plus about 64 bytes per parsed JSON value.
+# What a request is reckoned to cost in memory while it is served, for the budget: a 20 MiB image
+# peaks at about three times its size (the bytes or the text, the parsed string, the data URL, the
+# upstream request's JSON and its bytes, not all at once; bench/reliability.py measures it), five
+# leaves room; plus about 64 bytes per parsed JSON value.
 BYTE_COST = 5
 TOKEN_COST = 64
 # mallopt(M_MMAP_THRESHOLD, ...): blocks this large and larger are mapped, and unmapped when freed.
@@ -246,7 +247,7 @@ class Deadlines:
 
     def cancel(self, number):
         with self._condition:
-            del self._sockets[number]
+            self._sockets.pop(number, None)  # gone already if its deadline passed
             if len(self._heap) > 2 * len(self._sockets) + 64:  # mostly finished reads: drop them now
                 self._heap = [entry for entry in self._heap if entry[1] in self._sockets]
                 heapq.heapify(self._heap)

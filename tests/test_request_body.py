@@ -121,10 +121,11 @@ def test_a_read_past_its_deadline_is_woken_with_an_end_of_file_and_a_finished_on
     done, done_peer = socket.socketpair()
     with late, late_peer, done, done_peer:
         deadlines.cancel(deadlines.watch(done, time.monotonic() + 0.1))
-        deadlines.watch(late, time.monotonic() + 0.3)
+        watch = deadlines.watch(late, time.monotonic() + 0.3)
         started = time.monotonic()
         assert late.recv(10) == b""  # the blocked read ends at its deadline
         assert 0.25 < time.monotonic() - started < 2
+        deadlines.cancel(watch)  # the reader's own cancel, after its deadline fired: nothing left to do
         time.sleep(0.1)
         done_peer.sendall(b"x")
         assert done.recv(10) == b"x"  # the finished read's socket was not shut
