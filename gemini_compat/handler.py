@@ -54,7 +54,6 @@ class Gateway:
         return response
 
     def _respond(self, request, log):
-        key = None
         try:
             if request.method == "OPTIONS" and self.settings.cors_origins:
                 return preflight_response(request, self.settings.cors_origins)
