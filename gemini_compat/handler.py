@@ -47,10 +47,10 @@ class Gateway:
         the log line (a stream that started writes its own, at its end)."""
         if self.settings.cors_origins:
             _add_cors_headers(response, request, self.settings.cors_origins)
-        if request_body.BODY_READ not in request.environ and request_body.has_body(request):
-            response = request_body.answered_unread(response, request.environ)
         if not response.is_streamed or response.status_code != 200:
             log.write(response.status_code, getattr(response, "error", None))
+        if request_body.BODY_READ not in request.environ and request_body.has_body(request):
+            response = request_body.answered_unread(response, request.environ)
         return response
 
     def _respond(self, request, log):

@@ -43,7 +43,9 @@ LINGER_IDLE_SECONDS = 0.2
 BODY_READ = "gemini_compat.body_read"
 RESERVED = "gemini_compat.reserved"
 
-_JSON_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[,{\[]')
+# A string (one that never closes runs to the end in one match: retrying it at every later quote
+# was quadratic, 200 KB took minutes), or a comma or an opening.
+_JSON_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\Z)|[,{\[]')
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
@@ -72,9 +74,8 @@ def read_json(request, limit, timeout, budget):
     if (request.content_length or 0) > limit:
         raise PayloadTooLarge(f"Request payload size exceeds the limit: {limit} bytes.")
     deadline = time.monotonic() + timeout
-    reserve(request.environ, budget, BYTE_COST * (request.content_length or limit), deadline)
-    raw = _read(request, limit, deadline, timeout)
-    reserve(request.environ, budget, TOKEN_COST * count_tokens(raw), deadline)
+    raw = _read(request, limit, deadline, timeout, budget)  # its bytes reserved as they arrive
+    reserve(request.environ, budget, (BYTE_COST - 1) * len(raw) + TOKEN_COST * count_tokens(raw), deadline)
     text = utf8_text(raw)
     del raw  # the parse holds the text and what it builds, not the bytes too
     return parse_json(text)
@@ -129,6 +130,7 @@ def count_tokens(raw):
     count = raw.count(b",") + raw.count(b"{") + raw.count(b"[") + raw.count(b'"') // 2
     if count <= PRECISE_COUNT_ABOVE:
         return count
+    count = 0
     for count, _ in enumerate(_JSON_TOKEN.finditer(raw), 1):
         if count > MAX_JSON_TOKENS:
             raise InvalidArgument(
@@ -137,8 +139,10 @@ def count_tokens(raw):
     return count
 
 
-def _read(request, limit, deadline, timeout):
-    """The body's bytes, at most ``limit`` of them, by ``deadline`` (``timeout`` seconds in all)."""
+def _read(request, limit, deadline, timeout, budget):
+    """The body's bytes, at most ``limit`` of them, by ``deadline`` (``timeout`` seconds in all),
+    each piece reserved in ``budget`` once it has arrived (a caller who declares 20 MiB and sends
+    nothing holds nothing)."""
     sock = request.environ.get("gunicorn.socket")
     watch = DEADLINES.watch(sock, deadline) if sock is not None else None
     chunks, size = [], 0
@@ -148,6 +152,7 @@ def _read(request, limit, deadline, timeout):
             chunk = stream.read(min(READ_SIZE, limit + 1 - size))
             if not chunk:
                 break
+            reserve(request.environ, budget, len(chunk), deadline)
             chunks.append(chunk)
             size += len(chunk)
             if time.monotonic() > deadline:

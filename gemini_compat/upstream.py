@@ -35,6 +35,7 @@ from .sse import read_events
 ERROR_BODY_LIMIT = 64 * 1024
 READ_SIZE = 64 * 1024
 DRAIN_SECONDS = 0.25
+DRAIN_BYTES = 64 * 1024
 BACKOFF_BASE = 0.25  # seconds; attempt n waits a random time up to BACKOFF_BASE * 2**n
 BACKOFF_CAP = 8.0
 # A Retry-After longer than this is passed on to the client rather than waited out here.
@@ -43,12 +44,14 @@ RETRY_AFTER_CAP = 10.0
 RETRYABLE_STATUS = (429, 502, 503)
 MAX_RETRY_AFTER = 86400.0  # a day: longer is not a hint anyone follows
 _SECONDS = re.compile(r"[0-9]{1,10}(?:\.[0-9]{1,6})?\Z")
+_TAG = re.compile(r"<[^<>]*>")
 MESSAGE_LIMIT = 1000  # characters of an upstream error message passed on
 REDACTED = "[redacted]"
 # Shorter keys are placeholders for key-less local servers: redacting "x" would mangle every message.
 MIN_SECRET = 8
 # zlib window bits by Content-Encoding. We ask for identity; some servers compress anyway.
 _WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 class Upstream:
@@ -292,15 +295,25 @@ def close(response, reuse=False):
     """Give the connection back to the pool, or close it if the answer was not read to its end.
     ``reuse``: the answer is complete (a stream after [DONE]); read what little is left of the
     body (the chunked encoding's last chunk), so that the connection can serve the next request
-    instead of costing a new connection (a TLS handshake) per stream."""
-    if reuse:
-        connection = response.connection
-        if connection is not None and connection.sock is not None:
-            connection.sock.settimeout(DRAIN_SECONDS)  # what is left arrives at once, or not at all
-        response.drain_conn()
-    if not response.isclosed():
+    instead of costing a new connection (a TLS handshake) per stream. At most DRAIN_BYTES within
+    DRAIN_SECONDS: an upstream that went on sending after [DONE] grew the worker by 600 MB."""
+    if not (reuse and _drained(response)) and not response.isclosed():
         response.close()
     response.release_conn()
+
+
+def _drained(response):
+    try:
+        with reading_until(time.monotonic() + DRAIN_SECONDS):
+            left = DRAIN_BYTES
+            while left > 0 and not response.isclosed():
+                block = response.read1(min(READ_SIZE, left), decode_content=False)
+                if not block:
+                    break
+                left -= len(block)
+    except Exception:  # noqa: BLE001 - whatever went wrong, the connection is not reused
+        return False
+    return response.isclosed()
 
 
 # --- reading, bounded ----------------------------------------------------------------------------
@@ -320,7 +333,7 @@ class Body:
         if encoding not in _WBITS:
             raise UpstreamError(f"The upstream answered in Content-Encoding {shown(encoding, self.key, 100)}, "
                                 "which the function cannot decode (it asks for identity).")
-        return _inflated(self._blocks(), zlib.decompressobj(_WBITS[encoding]))
+        return _inflated(self._blocks(), _WBITS[encoding], self.settings.max_upstream_response_bytes)
 
     def read(self, limit):
         """The body; reading stops once it is longer than ``limit`` bytes."""
@@ -365,15 +378,31 @@ class Body:
             raise transport_error(error, self.settings.upstream_timeout) from None
 
 
-def _inflated(blocks, decoder):
+def _inflated(blocks, wbits, limit):
+    """The decompressed pieces of ``blocks``, each at most READ_SIZE bytes. A gzip answer may be
+    several members one after the other; anything else after the end of the compressed data is
+    refused (zlib keeps it undecoded, and it piled up without limit), and the compressed bytes
+    count against ``limit`` too."""
+    decoder, received, carry = zlib.decompressobj(wbits), 0, b""
     try:
         for block in blocks:
-            while True:
+            received += len(block)
+            if received > limit:
+                raise UpstreamTooLarge(limit)
+            block, carry = carry + block, b""
+            while block or not decoder.eof:
+                if decoder.eof:  # the next gzip member, or bytes that do not belong
+                    if len(block) < len(_GZIP_MAGIC) and _GZIP_MAGIC.startswith(block) and wbits == _WBITS["gzip"]:
+                        carry = block  # the magic split across two blocks
+                        break
+                    if wbits != _WBITS["gzip"] or not block.startswith(_GZIP_MAGIC):
+                        raise UpstreamError("The upstream sent bytes after the end of its compressed answer.")
+                    decoder = zlib.decompressobj(wbits)
                 piece = decoder.decompress(block, READ_SIZE)
-                block = decoder.unconsumed_tail
+                block = decoder.unused_data if decoder.eof else decoder.unconsumed_tail
                 if piece:
                     yield piece
-                if not block and len(piece) < READ_SIZE:  # a full piece may leave output still pending
+                if not block and (decoder.eof or len(piece) < READ_SIZE):  # else output may be pending
                     break
     except zlib.error:
         raise UpstreamError("The upstream's compressed answer is corrupt.") from None
@@ -470,8 +499,11 @@ def retry_delay(error, number):
 def excerpt(raw, key, limit=300):
     """A short plain-text excerpt of a non-JSON body (an HTML page's title, or its text)."""
     text = raw[:ERROR_BODY_LIMIT].decode("utf-8", "replace")
-    title = re.search(r"<title>(.*?)</title>", text, re.I | re.S)
-    text = title.group(1) if title else re.sub(r"<[^>]+>", " ", text)
+    # str.find and [^<>]: a page of 64 KiB of "<title>" or "<" made the regexes here quadratic.
+    lowered = text.lower()
+    start = lowered.find("<title>")
+    end = lowered.find("</title>", start)
+    text = text[start + len("<title>"):end] if start != -1 and end != -1 else _TAG.sub(" ", text)
     return shown(" ".join(text.split()), key, limit)
 
 

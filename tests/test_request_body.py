@@ -66,6 +66,7 @@ def test_tokens_are_counted(raw, count):
 @pytest.mark.parametrize("raw", [
     b"[" + b"{}," * 600_000 + b"{}]", b"[" + b"[]," * 600_000 + b"[]]", b"[" + b'"",' * 600_000 + b'""]',
     b'"a"' * 600_000,  # not JSON, but the walk must stop all the same
+    b"[" + b"1," * 500_001 + b'\\"' * 1_000_000 + b"1]",  # unclosed strings: each was retried to the end
 ])
 def test_more_tokens_than_any_request_needs_are_refused_quickly(raw):
     started = time.process_time()
@@ -137,3 +138,10 @@ def test_finished_reads_do_not_pile_up():
         for _ in range(10_000):
             deadlines.cancel(deadlines.watch(sock, time.monotonic() + 60))
     assert len(deadlines._heap) <= 64 and not deadlines._sockets
+
+
+def test_strings_that_never_close_are_counted_in_linear_time():
+    raw = b"[" + b"1," * 60_000 + b'\\"' * 110_000 + b"1]"  # took 208 s when each quote was retried to the end
+    started = time.process_time()
+    assert request_body.count_tokens(raw) == 60_002  # the opening, the commas, the string that never closes
+    assert time.process_time() - started < 1

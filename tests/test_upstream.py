@@ -386,3 +386,36 @@ def test_the_team_key_quoted_or_echoed_by_the_upstream_never_reaches_the_client_
     upstream.reply(Raw(f"<html><body>forbidden for {SECRET[5:30]} today</body></html>", 403, "text/html"))
     assert error_of(post(team, path, key="team-access-key"))["message"] == "forbidden for [redacted] today"
     assert SECRET[:8] not in team.logs() and SECRET[-8:] not in team.logs()
+
+
+# --- found in review: what follows the end of an answer ----------------------------------------------
+
+def test_gzip_members_one_after_another_are_one_answer(capped, upstream):
+    whole = json.dumps(completion("two members")).encode()
+    upstream.reply(Raw(gzip.compress(whole[:20]) + gzip.compress(whole[20:]), content_type="application/json",
+                       headers={"Content-Encoding": "gzip"}))
+    response = post(capped)
+    assert response.status_code == 200, response.text
+    assert response.json()["candidates"][0]["content"]["parts"][0]["text"] == "two members"
+
+
+def test_bytes_after_the_end_of_a_compressed_answer_are_a_502(capped, upstream):
+    # zlib keeps what follows the end of the data undecoded: it piled up without limit.
+    upstream.reply(Raw(gzip.compress(json.dumps(completion()).encode()) + b"junk" * 50_000,
+                       content_type="application/json", headers={"Content-Encoding": "gzip"}))
+    started = time.monotonic()
+    response = post(capped)
+    assert time.monotonic() - started < 2
+    assert response.status_code == 502
+    assert error_of(response)["message"] == "The upstream sent bytes after the end of its compressed answer."
+
+
+def test_an_upstream_that_goes_on_after_done_does_not_hold_the_stream(capped, upstream):
+    # The rest of the connection is drained only a little, briefly: draining it all grew the worker by 600 MB.
+    upstream.reply(Stream(text_stream(["all ", "there"]) + [b"data: x\n" * 200_000, Pause(seconds=3)]))
+    started = time.monotonic()
+    response = post(capped, SSE)
+    assert time.monotonic() - started < 1.5
+    events = sse_events(response)
+    assert events[-1]["candidates"][0]["finishReason"] == "STOP" and "error" not in events[-1]
+    assert post(capped).status_code == 200  # the connection was not reused with junk on it
