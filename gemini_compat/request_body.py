@@ -32,6 +32,10 @@ PRECISE_COUNT_ABOVE = 50_000
 # leaves room; plus about 64 bytes per parsed JSON value.
 BYTE_COST = 5
 TOKEN_COST = 64
+# Bodies up to this size (with few JSON values) are not counted in the budget, so that a chat turn
+# never waits behind large requests; sixteen threads' worth of them is part of the sizing rule's
+# fixed 160 MiB.
+SMALL_BODY_BYTES = 1024 * 1024
 # mallopt(M_MMAP_THRESHOLD, ...): blocks this large and larger are mapped, and unmapped when freed.
 M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD_BYTES = 128 * 1024
@@ -74,8 +78,12 @@ def read_json(request, limit, timeout, budget):
     if (request.content_length or 0) > limit:
         raise PayloadTooLarge(f"Request payload size exceeds the limit: {limit} bytes.")
     deadline = time.monotonic() + timeout
-    raw = _read(request, limit, deadline, timeout, budget)  # its bytes reserved as they arrive
-    reserve(request.environ, budget, (BYTE_COST - 1) * len(raw) + TOKEN_COST * count_tokens(raw), deadline)
+    if (request.content_length or 0) > SMALL_BODY_BYTES:
+        reserve(request.environ, budget, BYTE_COST * request.content_length, deadline)
+    raw = _read(request, limit, deadline, timeout, budget)
+    cost = BYTE_COST * len(raw) + TOKEN_COST * count_tokens(raw)
+    if cost > BYTE_COST * SMALL_BODY_BYTES:
+        reserve(request.environ, budget, cost, deadline)
     text = utf8_text(raw)
     del raw  # the parse holds the text and what it builds, not the bytes too
     return parse_json(text)
@@ -140,9 +148,9 @@ def count_tokens(raw):
 
 
 def _read(request, limit, deadline, timeout, budget):
-    """The body's bytes, at most ``limit`` of them, by ``deadline`` (``timeout`` seconds in all),
-    each piece reserved in ``budget`` once it has arrived (a caller who declares 20 MiB and sends
-    nothing holds nothing)."""
+    """The body's bytes, at most ``limit`` of them, by ``deadline`` (``timeout`` seconds in all). A
+    body of unknown length (chunked) reserves for the largest one in ``budget`` once it outgrows a
+    small one."""
     sock = request.environ.get("gunicorn.socket")
     watch = DEADLINES.watch(sock, deadline) if sock is not None else None
     chunks, size = [], 0
@@ -152,9 +160,10 @@ def _read(request, limit, deadline, timeout, budget):
             chunk = stream.read(min(READ_SIZE, limit + 1 - size))
             if not chunk:
                 break
-            reserve(request.environ, budget, len(chunk), deadline)
             chunks.append(chunk)
             size += len(chunk)
+            if size > SMALL_BODY_BYTES and RESERVED not in request.environ:
+                reserve(request.environ, budget, BYTE_COST * limit, deadline)
             if time.monotonic() > deadline:
                 break
     except (OSError, ValueError, ClientDisconnected):
@@ -213,9 +222,17 @@ def give_freed_memory_back():
 
 
 def reserve(environ, budget, amount, deadline):
+    """Hold ``amount`` of ``budget`` for this request, in all (not in addition). It waits for room
+    only while it holds nothing: two requests that each held part and waited for more would wait
+    for each other until their deadlines."""
+    held = environ.pop(RESERVED, None)
+    if held:
+        if held[1] >= amount:
+            environ[RESERVED] = held
+            return
+        budget.release(held[1])
     budget.acquire(amount, deadline)
-    held = environ.get(RESERVED)
-    environ[RESERVED] = (budget, amount + (held[1] if held else 0))
+    environ[RESERVED] = (budget, amount)
 
 
 def release(environ):

@@ -106,14 +106,38 @@ def test_the_budget_refuses_at_the_deadline_and_what_can_never_fit_at_once():
         budget.acquire(101, time.monotonic() + 5)
 
 
-def test_reservations_add_up_per_request_and_are_given_back_once():
+def test_a_request_holds_its_largest_reservation_and_gives_it_back_once():
     budget, environ = request_body.MemoryBudget(100), {}
     request_body.reserve(environ, budget, 30, time.monotonic() + 1)
-    request_body.reserve(environ, budget, 20, time.monotonic() + 1)
+    request_body.reserve(environ, budget, 20, time.monotonic() + 1)  # already held
+    assert budget.used == 30
+    request_body.reserve(environ, budget, 50, time.monotonic() + 1)
     assert budget.used == 50
     request_body.release(environ)
     request_body.release(environ)
     assert budget.used == 0
+
+
+def test_a_request_that_needs_more_waits_holding_nothing():
+    # Two requests holding 40 each and both wanting more would otherwise wait for each other.
+    budget, first, second = request_body.MemoryBudget(90), {}, {}
+    request_body.reserve(first, budget, 40, time.monotonic() + 1)
+    request_body.reserve(second, budget, 40, time.monotonic() + 1)
+    grown = threading.Event()
+
+    def grow_second():
+        request_body.reserve(second, budget, 60, time.monotonic() + 5)
+        grown.set()
+
+    waiting = threading.Thread(target=grow_second)
+    waiting.start()
+    time.sleep(0.1)
+    assert budget.used == 40  # the second let go of its 40 while it waits
+    request_body.reserve(first, budget, 50, time.monotonic() + 1)  # so the first grows at once
+    request_body.release(first)
+    assert grown.wait(2)
+    waiting.join()
+    assert budget.used == 60
 
 
 def test_a_read_past_its_deadline_is_woken_with_an_end_of_file_and_a_finished_one_is_left_alone():
