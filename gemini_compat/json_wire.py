@@ -10,10 +10,24 @@ def loads(raw):
     return json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
 
 
+# Valid raw inside JSON strings, but the Gemini CLI 0.61 and google-genai 2.x split stream lines on
+# them ("Incomplete JSON segment at the end"): written escaped, they reach every client intact.
+_LINE_BREAKS = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"}
+
+
 def dumps(value):
-    """Compact one-line JSON, UTF-8 encoded."""
+    r"""Compact one-line JSON, UTF-8 encoded, with U+2028, U+2029 and U+0085 escaped.
+
+    >>> dumps({"text": "a\u2028b"})
+    b'{"text":"a\\u2028b"}'
+    """
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    if not text.isascii():
+        for char, escaped in _LINE_BREAKS.items():
+            if char in text:
+                text = text.replace(char, escaped)
     try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+        return text.encode()
     except UnicodeEncodeError:  # a lone surrogate (an upstream's "\ud800"): keep it escaped
         return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
 

@@ -544,3 +544,16 @@ def test_several_candidates_stream_with_their_index(function, upstream):
     assert texts == {0: "zero", 1: "one"}
     assert sorted((c["index"], c["finishReason"]) for c in events[-1]["candidates"]) == [(0, "STOP"), (1, "STOP")]
     assert not any("finishReason" in c for e in events[:-1] for c in e["candidates"])
+
+
+def test_line_separators_in_an_answer_are_written_escaped(gemini, upstream):
+    # U+2028, U+2029 and U+0085 are valid raw in JSON, but the Gemini CLI 0.61 and google-genai 2.x
+    # split stream lines on them.
+    text = "one\u2028two\u2029three\x85four"
+    upstream.reply(Stream(text_stream([text])))
+    response = gemini("/v1beta/models/qwen-turbo:streamGenerateContent?alt=sse", hello())
+    raw = response.content
+    assert all(char.encode() not in raw for char in "\u2028\u2029\x85")
+    assert b"one\\u2028two\\u2029three\\u0085four" in raw
+    chunks = [json.loads(frame[len(b"data: "):]) for frame in raw.split(b"\r\n\r\n") if frame]
+    assert "".join(part.get("text", "") for c in chunks for part in c["candidates"][0]["content"]["parts"]) == text
