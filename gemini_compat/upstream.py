@@ -11,6 +11,7 @@ urllib3 (the transport under requests) is used directly: requests' session machi
 0.5 ms per call, half of our whole budget (see the README's benchmark).
 """
 
+import contextlib
 import email.utils
 import io
 import json
@@ -224,18 +225,15 @@ class _Deadline(threading.local):
 _deadline = _Deadline()
 
 
-class reading_until:  # noqa: N801 - used as a function: ``with reading_until(deadline):``
+@contextlib.contextmanager
+def reading_until(deadline):
     """Within the block, every read from the upstream in this thread waits only for the time left
     before ``deadline``, then fails as a socket timeout. Per-read timeouts alone let an upstream
     sending one byte every 0.5 s hold a request for minutes, in its status line and headers too."""
-
-    def __init__(self, deadline):
-        self.deadline = deadline
-
-    def __enter__(self):
-        _deadline.at = self.deadline
-
-    def __exit__(self, *exc_info):
+    _deadline.at = deadline
+    try:
+        yield
+    finally:
         _deadline.at = None
 
 
