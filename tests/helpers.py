@@ -1,4 +1,7 @@
-"""Small builders shared by the tests."""
+"""Small builders and readers shared by the tests."""
+
+import json
+import os
 
 KEY = "test-key-123"
 
@@ -17,3 +20,31 @@ def error_of(response):
     assert isinstance(error["message"], str) and error["message"]
     assert isinstance(error["status"], str) and error["status"].isupper()
     return error
+
+
+def sse_chunks(response):
+    """The JSON chunks of a Gemini SSE answer."""
+    return [json.loads(frame[len("data: "):]) for frame in response.text.split("\r\n\r\n") if frame]
+
+
+def child_pids(pid):
+    """The processes whose parent is ``pid`` (functions-framework's gunicorn master: its worker)."""
+    children = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    if int(stat.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        children.append(int(entry))
+            except (OSError, IndexError, ValueError):  # gone meanwhile
+                pass
+    return children
+
+
+def status_kib(pid, field):
+    """A memory figure (VmRSS, VmHWM...) of a process, in KiB."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError(f"{field} missing from /proc/{pid}/status")

@@ -9,15 +9,11 @@ import pytest
 import requests
 
 from fake_upstream import Disconnect, Hangup, Json, Pause, Stream, chunk, completion, text_stream
-from helpers import KEY, error_of, hello
+from helpers import KEY, error_of, hello, sse_chunks
 
 PATH = "/v1beta/models/qwen-turbo:generateContent"
 STREAM_PATH = "/v1beta/models/qwen-turbo:streamGenerateContent?alt=sse"
 OVERLOADED = {"error": {"message": "overloaded", "type": "server_error", "code": 503}}
-
-
-def sse_chunks(response):
-    return [json.loads(line[len("data: "):]) for line in response.text.split("\r\n\r\n") if line]
 
 
 @pytest.mark.parametrize("failure", [

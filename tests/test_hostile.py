@@ -15,7 +15,6 @@ Everything is loopback, bounded in bytes and seconds, and stops by itself.
 import base64
 import contextlib
 import json
-import os
 import random
 import re
 import select
@@ -31,7 +30,7 @@ import requests
 
 import hostile_upstream as hu
 from conftest import FunctionServer
-from helpers import KEY, error_of, hello
+from helpers import KEY, child_pids, error_of, hello, status_kib
 
 MiB = 1024 * 1024
 MB = 1_000_000
@@ -196,27 +195,11 @@ def worker_pid(server, timeout=10):
     """functions-framework's process is the gunicorn master; its one child is the worker."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        children = []
-        for pid in os.listdir("/proc"):
-            if pid.isdigit():
-                try:
-                    with open(f"/proc/{pid}/stat") as stat:
-                        if int(stat.read().rsplit(")", 1)[1].split()[1]) == server.process.pid:
-                            children.append(int(pid))
-                except (OSError, IndexError, ValueError):
-                    pass
+        children = child_pids(server.process.pid)
         if len(children) == 1:
             return children[0]
         time.sleep(0.05)
     raise AssertionError(f"no single gunicorn worker under {server.process.pid}:\n{trimmed_logs(server)}")
-
-
-def status_kib(pid, field):
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise AssertionError(f"{field} missing from /proc/{pid}/status")
 
 
 class MemoryProbe:

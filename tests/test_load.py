@@ -1,14 +1,12 @@
 """Load on loopback: 64 concurrent streams through one served instance (THREADS=64, matching a Cloud
 Run concurrency of 64), zero errors, every chunk delivered, memory bounded."""
 
-import json
-import os
 import threading
 
 import requests
 
 from fake_upstream import Pause, Stream, chunk, usage
-from helpers import KEY, hello
+from helpers import KEY, child_pids, hello, sse_chunks, status_kib
 
 STREAMS = 64
 CHUNKS = 20
@@ -16,20 +14,7 @@ CHUNKS = 20
 
 def rss_kib(root_pid):
     """Resident memory of a process and its children (gunicorn master + worker), in KiB."""
-    pids = [root_pid] + [int(pid) for pid in os.listdir("/proc") if pid.isdigit() and _parent(int(pid)) == root_pid]
-    total = 0
-    for pid in pids:
-        with open(f"/proc/{pid}/status") as status:
-            total += next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
-    return total
-
-
-def _parent(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return int(stat.read().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
+    return sum(status_kib(pid, "VmRSS") for pid in [root_pid, *child_pids(root_pid)])
 
 
 def slow_stream(body):
@@ -46,7 +31,7 @@ def run_round(server):
         try:
             response = requests.post(server.url + "/v1beta/models/qwen-turbo:streamGenerateContent?alt=sse",
                                      json=hello(), headers={"x-goog-api-key": KEY}, timeout=60)
-            events = [json.loads(e[len("data: "):]) for e in response.text.split("\r\n\r\n") if e]
+            events = sse_chunks(response)
             results.append((response.status_code, events))
         except Exception as error:  # noqa: BLE001 - counted as a failure below
             errors.append(repr(error))

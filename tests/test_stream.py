@@ -555,5 +555,5 @@ def test_line_separators_in_an_answer_are_written_escaped(gemini, upstream):
     raw = response.content
     assert all(char.encode() not in raw for char in "\u2028\u2029\x85")
     assert b"one\\u2028two\\u2029three\\u0085four" in raw
-    chunks = [json.loads(frame[len(b"data: "):]) for frame in raw.split(b"\r\n\r\n") if frame]
+    chunks = sse_events(raw)
     assert "".join(part.get("text", "") for c in chunks for part in c["candidates"][0]["content"]["parts"]) == text

@@ -19,7 +19,7 @@ from gemini_compat.request_translation import ResponseOptions
 from gemini_compat.response_translation import StreamTranslator
 from gemini_compat.sse import read_events
 from gemini_compat.upstream import EventStream, redacted, shortened, upstream_error
-from helpers import KEY, error_of, hello
+from helpers import KEY, error_of, hello, sse_chunks
 
 GENERATE = "/v1beta/models/qwen-turbo:generateContent"
 SSE = "/v1beta/models/qwen-turbo:streamGenerateContent?alt=sse"
@@ -30,10 +30,6 @@ MiB = 1024 * 1024
 
 def post(server, path=GENERATE, key=KEY, **kwargs):
     return requests.post(server.url + path, json=hello(), headers={"x-goog-api-key": key}, timeout=30, **kwargs)
-
-
-def sse_events(response):
-    return [json.loads(frame[len("data: "):]) for frame in response.text.split("\r\n\r\n") if frame]
 
 
 # --- redaction: a pure function --------------------------------------------------------------------
@@ -282,7 +278,7 @@ def test_a_gzip_stream_is_decoded_and_its_events_capped(capped, upstream):
                      for item in text_stream(["small ", "answer"]))
     upstream.reply(Raw(gzip.compress(events.encode()), content_type="text/event-stream",
                        headers={"Content-Encoding": "gzip"}))
-    chunks = sse_events(post(capped, SSE))
+    chunks = sse_chunks(post(capped, SSE))
     assert "".join(p.get("text", "") for c in chunks for p in c["candidates"][0]["content"]["parts"]) == "small answer"
 
     upstream.reply(Raw(gzip.compress(b"data: " + b"[" * MiB), content_type="text/event-stream",
@@ -312,7 +308,7 @@ def test_an_answer_over_the_cap_is_a_502(capped, upstream):
 
 def test_a_stream_line_over_the_cap_after_output_is_an_error_event(capped, upstream):
     upstream.reply(Stream([chunk({"content": "begun"}), "data: " + "q" * 100_000]))
-    events = sse_events(post(capped, SSE))
+    events = sse_chunks(post(capped, SSE))
     assert events[0]["candidates"][0]["content"]["parts"] == [{"text": "begun"}]
     assert events[-1]["error"]["code"] == 502 and "exceeds MAX_UPSTREAM_RESPONSE_BYTES" in events[-1]["error"]["message"]
 
@@ -361,7 +357,7 @@ def test_a_stream_may_outlast_the_timeout_while_it_keeps_talking(quick, upstream
     for _ in range(5):
         items += [Pause(seconds=0.4), chunk({"content": "tick "})]
     upstream.reply(Stream(items + [chunk({}, finish="stop"), "[DONE]"]))
-    events = sse_events(post(quick, SSE))
+    events = sse_chunks(post(quick, SSE))
     assert events[-1]["candidates"][0]["finishReason"] == "STOP" and len(events) == 6
 
 
@@ -380,7 +376,7 @@ def test_the_team_key_quoted_or_echoed_by_the_upstream_never_reaches_the_client_
     stream = [chunk({"content": "hi"}, model=f"served-for-{SECRET}"), chunk({}, finish="stop"), "[DONE]"]
     upstream.reply(Json(echo) if path == GENERATE else Stream(stream))
     response = post(team, path, key="team-access-key")
-    versions = [response.json()["modelVersion"]] if path == GENERATE else [e["modelVersion"] for e in sse_events(response)]
+    versions = [response.json()["modelVersion"]] if path == GENERATE else [e["modelVersion"] for e in sse_chunks(response)]
     assert set(versions) == {"served-for-[redacted]"}
 
     upstream.reply(Raw(f"<html><body>forbidden for {SECRET[5:30]} today</body></html>", 403, "text/html"))
@@ -416,6 +412,6 @@ def test_an_upstream_that_goes_on_after_done_does_not_hold_the_stream(capped, up
     started = time.monotonic()
     response = post(capped, SSE)
     assert time.monotonic() - started < 1.5
-    events = sse_events(response)
+    events = sse_chunks(response)
     assert events[-1]["candidates"][0]["finishReason"] == "STOP" and "error" not in events[-1]
     assert post(capped).status_code == 200  # the connection was not reused with junk on it
