@@ -36,6 +36,24 @@ class ConfigError(ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
+class ModelAlias:
+    """One MODEL_ALIASES entry: a model name, or a pattern where ``*`` stands for any characters
+    (``gemini-*``), and the upstream model ID it means."""
+
+    name: str
+    target: str
+
+    @property
+    def is_pattern(self):
+        return "*" in self.name
+
+    def matches(self, model):
+        if not self.is_pattern:
+            return model == self.name
+        return re.fullmatch(".*".join(map(re.escape, self.name.split("*"))), model, re.DOTALL) is not None
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     upstream_base_url: str = DEFAULT_UPSTREAM_BASE_URL
     # Seconds for connecting and for each read: a stream may last minutes, but never a silent minute.
@@ -45,7 +63,7 @@ class Settings:
     upstream_api_key: str = ""
     access_key_digests: tuple = ()
     allow_unauthenticated: bool = False
-    model_aliases: dict = dataclasses.field(default_factory=dict)
+    model_aliases: tuple = ()  # of ModelAlias, in the order given: the first that matches wins
     allowed_models: frozenset = frozenset()
     cors_origins: tuple = ()
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
@@ -138,10 +156,11 @@ def _number(env, name, default, kind, minimum):
 
 
 def _aliases(env):
-    aliases = {}
+    aliases = []
     for item in _list(env, "MODEL_ALIASES"):
         name, equals, target = (part.strip() for part in item.partition("="))
-        if not equals or not is_model_id(name) or not is_model_id(target):
-            raise ConfigError(f"MODEL_ALIASES entries are name=model-id, got {item!r}")
-        aliases[name] = target
-    return aliases
+        if not equals or not is_model_id(name.replace("*", "x")) or not is_model_id(target):
+            raise ConfigError(f"MODEL_ALIASES entries are name=model-id or pattern=model-id (gemini-*=qwen-turbo), "
+                              f"got {item!r}")
+        aliases.append(ModelAlias(name, target))
+    return tuple(aliases)

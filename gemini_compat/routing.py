@@ -12,8 +12,9 @@ from .errors import InvalidArgument, MethodNotAllowed, NotFound
 
 # Any prefix (a Cloud Functions URL carries the function name), then the API version and collection.
 _PATH = re.compile(r"^(?:/[^/]*)*?/(?P<version>v1|v1beta|v1alpha)/models(?:/(?P<rest>.*))?$")
-# Letters, digits, '.', '_', '-'; optionally one '/'-separated owner part ("Qwen/Qwen3-8B").
-_MODEL_ID = re.compile(r"[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)?")
+# Letters, digits, '.', '_', '-', ':' (Ollama tags "qwen2.5:7b", OpenAI fine-tunes "ft:gpt-4o-mini:org::id",
+# OpenRouter variants "…:free"); optionally one '/'-separated owner part ("Qwen/Qwen3-8B").
+_MODEL_ID = re.compile(r"[A-Za-z0-9._:-]+(?:/[A-Za-z0-9._:-]+)?")
 
 # action -> the HTTP method it takes. Reads of the collection and of one model have pseudo-actions.
 METHODS = {
@@ -51,15 +52,10 @@ def parse_route(path, method):
     if match is None:
         raise NotFound(f"No Gemini API method at {path}. Expected /{{v1|v1beta|v1alpha}}/models/{{model}}:{{action}}.")
     version, rest = match["version"], match["rest"] or ""
-    if not rest:
-        model, action = "", "listModels"
-    elif ":" not in rest:
-        model, action = rest, "getModel"
-    else:
-        model, _, action = rest.partition(":")
+    model, action = _model_and_action(rest, method)
     if action != "listModels":
         check_model_id(model)
-    if action not in METHODS or (":" in rest and METHODS[action] == "GET"):
+    if action not in METHODS or (model != rest and METHODS[action] == "GET"):  # pseudo-actions are not named
         raise NotFound(
             f"Method models/{model}:{action} is not found for API version {version}. "
             f"Supported: {', '.join(sorted(a for a, m in METHODS.items() if m == 'POST'))}."
@@ -72,6 +68,20 @@ def parse_route(path, method):
     return Route(version, model, action)
 
 
+def _model_and_action(rest, method):
+    """The model and the action, split at the last ':' when what follows is a method, or when a POST
+    names one (an unknown one then gets its 404); otherwise the ':' belongs to the model ID.
+
+    ``qwen2.5:7b:generateContent`` -> (``qwen2.5:7b``, ``generateContent``);
+    GET ``qwen2.5:7b`` -> (``qwen2.5:7b``, ``getModel``); ``""`` -> (``""``, ``listModels``)."""
+    if not rest:
+        return "", "listModels"
+    model, colon, action = rest.rpartition(":")
+    if colon and (action in METHODS or method == "POST"):
+        return model, action
+    return rest, "getModel"
+
+
 def is_model_id(model):
     return bool(_MODEL_ID.fullmatch(model)) and ".." not in model and not model.startswith(".") and "/." not in model
 
@@ -80,6 +90,6 @@ def check_model_id(model):
     if not is_model_id(model):
         shown = model if len(model) <= 100 else model[:100] + "..."
         raise InvalidArgument(
-            f"model: {shown!r} is not a valid model ID (letters, digits, '.', '_', '-', "
+            f"model: {shown!r} is not a valid model ID (letters, digits, '.', '_', '-', ':', "
             "optionally one '/'-separated owner part)."
         )

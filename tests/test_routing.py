@@ -69,6 +69,13 @@ def assert_echo(response, text="route me"):
     ("/gemini/v1/models/Qwen/Qwen3-8B%3AgenerateContent", "Qwen/Qwen3-8B"),
     # the query string is not part of the route
     ("/v1beta/models/qwen-turbo:generateContent?alt=json", "qwen-turbo"),
+    # ':' inside model IDs: Ollama tags, OpenAI fine-tunes, OpenRouter variants
+    ("/v1beta/models/qwen2.5:7b:generateContent", "qwen2.5:7b"),
+    ("/v1beta/models/qwen2.5%3A7b%3AgenerateContent", "qwen2.5:7b"),
+    ("/v1/models/ft:gpt-4o-mini:org:custom:A1b2:generateContent", "ft:gpt-4o-mini:org:custom:A1b2"),
+    ("/v1beta/models/ft:gpt-4o-mini:org::A1b2:generateContent", "ft:gpt-4o-mini:org::A1b2"),
+    ("/v1beta/models/meta-llama/llama-3-8b-instruct:free:generateContent", "meta-llama/llama-3-8b-instruct:free"),
+    ("/v1beta/models/llama3:latest:generateContent", "llama3:latest"),
 ])
 def test_generate_content_paths_reach_upstream_with_the_model(function, upstream, path, model):
     response = send(function, "POST", path)
