@@ -9,7 +9,7 @@ import hashlib
 import hmac
 import re
 
-from .errors import InvalidArgument, PermissionDenied
+from .errors import PermissionDenied, api_key_invalid
 
 # RFC 6750's b64token: what API keys and bearer tokens are made of. Anything else cannot be a key
 # (and must not reach an HTTP header), e.g. a ?key= whose percent-escapes were not UTF-8.
@@ -40,7 +40,7 @@ def upstream_key(settings, headers, args):
         return caller_key(headers, args)
     if settings.access_key_digests:
         if not is_access_key(caller_key(headers, args), settings.access_key_digests):
-            raise invalid_key()
+            raise api_key_invalid()
         return settings.upstream_api_key
     if settings.allow_unauthenticated:
         return settings.upstream_api_key
@@ -61,7 +61,7 @@ def caller_key(headers, args):
     if _GOOGLE_OAUTH_TOKEN.match(key) or _JWT.fullmatch(key):
         raise PermissionDenied(GOOGLE_CREDENTIAL)
     if not _KEY.fullmatch(key):
-        raise invalid_key()
+        raise api_key_invalid()
     return key
 
 
@@ -72,12 +72,3 @@ def is_access_key(key, digests):
     for digest in digests:
         found |= hmac.compare_digest(presented, digest)
     return found
-
-
-def invalid_key():
-    # What the real API answers for a wrong key: 400 with reason API_KEY_INVALID.
-    return InvalidArgument(
-        "API key not valid. Please pass a valid API key.",
-        details=[{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
-                  "domain": "googleapis.com"}],
-    )

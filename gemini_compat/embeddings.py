@@ -3,8 +3,7 @@
 import array
 import base64
 
-from .errors import InvalidArgument, UpstreamError
-from .validation import field_path
+from .errors import InvalidArgument, UpstreamError, field_path
 
 
 def embedding_batches(requests, requested_model, model, base_path=None):
@@ -19,8 +18,8 @@ def embedding_batches(requests, requested_model, model, base_path=None):
         path = [*base_path, index] if base_path else []
         named = request.get("model")
         if named and named not in (requested_model, f"models/{requested_model}"):
-            raise InvalidArgument(
-                f"{field_path(path + ['model'])}: must be models/{requested_model}, the model in the URL")
+            raise InvalidArgument(f"must be models/{requested_model}, the model in the URL",
+                                  field=field_path(path + ["model"]))
         text = embedding_text(request["content"], path + ["content"])
         dimensions = request.get("outputDimensionality")
         positions, inputs = groups.setdefault(dimensions, ([], []))
@@ -39,18 +38,25 @@ def embedding_text(content, path):
     texts = []
     for index, part in enumerate(content["parts"]):
         if "text" not in part:
-            raise InvalidArgument(f"{field_path(path + ['parts', index])}: only text can be embedded here")
+            raise InvalidArgument("only text can be embedded here", field=field_path(path + ["parts", index]))
         texts.append(part["text"])
     return "\n".join(texts)
 
 
-def embedding_vectors(answer, count):
-    """The vectors of an OpenAI embeddings answer, in input order."""
+def embedding_vectors(answer, count, dimensions=None):
+    """The vectors of an OpenAI embeddings answer, in input order, each cut to its first
+    ``dimensions`` values (the request's ``outputDimensionality``) when the upstream gave more.
+
+    llama.cpp ignores ``dimensions``; keeping the first N values is Gemini's own (Matryoshka)
+    truncation: ``[0.1, 0.2, 0.3, 0.4]`` with ``dimensions=2`` -> ``[0.1, 0.2]``. Fewer values than
+    asked are kept as they came, not padded. Not re-normalised: Gemini leaves normalising an
+    embedding of other than 3072 values to the caller, so clients already do it."""
     data = answer.get("data") if isinstance(answer, dict) else None
     if not isinstance(data, list) or len(data) != count:
         raise UpstreamError(f"The upstream answered {len(data) if isinstance(data, list) else 'no'} embeddings for {count} inputs.")
     ordered = sorted(data, key=lambda item: item.get("index", 0) if isinstance(item, dict) else 0)
-    return [_values(item.get("embedding") if isinstance(item, dict) else None) for item in ordered]
+    vectors = [_values(item.get("embedding") if isinstance(item, dict) else None) for item in ordered]
+    return [values[:dimensions] for values in vectors] if dimensions else vectors
 
 
 def _values(embedding):

@@ -64,7 +64,8 @@ class Gateway:
                 page_size, offset = models.page_query(request.args)
                 return json_response(models.page(self.models(key), page_size, offset))
             if route.action == "getModel":
-                return json_response(models.find_model(self.models(key), route))
+                upstream_list = self.upstream.get_json("/models", key)
+                return json_response(translated(models.find_model, self.settings, upstream_list, route))
             model = log.fields["upstreamModel"] = models.upstream_model(self.settings, route)
             request_body.check_content_type(request.headers)
             body = request_body.read_json(request, self.settings.max_request_bytes, self.settings.client_body_timeout,
@@ -105,7 +106,7 @@ class Gateway:
         how many prompt tokens it had. Exact for the model, at the price of one output token."""
         request = body.get("generateContentRequest") or {"contents": body["contents"]}
         payload, _ = chat_request(request, model, stream=False, partial_history=True)
-        for name in ("n", "logprobs", "top_logprobs"):
+        for name in ("n", "logprobs", "top_logprobs", "service_tier"):  # a priority tier would bill the count
             payload.pop(name, None)
         payload["max_tokens"] = 1
         completion = self.upstream.post_json("/chat/completions", payload, key)
@@ -119,7 +120,8 @@ class Gateway:
         vectors = [None] * len(requests)
         for positions, payload in embedding_batches(requests, route.model, model, base_path):
             answer = self.upstream.post_json("/embeddings", payload, key)
-            for position, values in zip(positions, translated(embedding_vectors, answer, len(positions))):
+            vectors_of_batch = translated(embedding_vectors, answer, len(positions), payload.get("dimensions"))
+            for position, values in zip(positions, vectors_of_batch):
                 vectors[position] = {"values": values}
         return vectors
 
@@ -237,7 +239,7 @@ _SHAPE_ERRORS = (TypeError, AttributeError, ValueError, KeyError, IndexError, Ov
 
 def translated(translate, *args):
     """``translate(*args)`` on upstream data. An answer of a shape the translation does not expect
-    is the upstream's fault, a 502, not ours; the details go to the log."""
+    is the upstream's fault (a 500 that says so), not a crash of ours; the details go to the log."""
     try:
         return translate(*args)
     except _SHAPE_ERRORS:

@@ -1,13 +1,13 @@
 """Gemini Schema (the OpenAPI 3.0 subset of ``responseSchema`` and ``parameters``) to JSON Schema.
 
 OpenAI-compatible servers take standard lower-case JSON Schema. The differences that matter:
-upper-case type names, ``nullable``, int64 counts that may arrive as strings, ``example`` (JSON Schema
+upper-case type names, ``nullable``, ``example`` (JSON Schema
 has ``examples``) and ``propertyOrdering`` (JSON Schema has none: the order is kept by emitting
 ``properties`` in that order, which is what constrained decoders follow).
 """
 
-_COPIED = ("format", "title", "description", "pattern", "minimum", "maximum", "default", "$ref", "required")
-_COUNTS = ("minItems", "maxItems", "minLength", "maxLength", "minProperties", "maxProperties")
+_COPIED = ("format", "title", "description", "pattern", "minimum", "maximum", "default", "$ref", "required",
+           "minItems", "maxItems", "minLength", "maxLength", "minProperties", "maxProperties")
 
 
 def from_gemini_schema(schema):
@@ -21,9 +21,6 @@ def from_gemini_schema(schema):
             out[key] = schema[key]
     if "ref" in schema:  # the SDK's spelling; its "#/defs/X" points into what becomes "$defs"
         out["$ref"] = schema["ref"].replace("#/defs/", "#/$defs/", 1)
-    for key in _COUNTS:
-        if key in schema:
-            out[key] = int(schema[key])
     if "enum" in schema:
         out["enum"] = list(schema["enum"]) + ([None] if schema.get("nullable") else [])
     if "example" in schema:

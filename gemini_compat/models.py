@@ -11,17 +11,25 @@ MAX_PAGE_SIZE = 1000
 INT32_MAX = 2**31 - 1
 CHAT_METHODS = ["generateContent", "streamGenerateContent", "countTokens"]
 EMBEDDING_METHODS = ["embedContent", "batchEmbedContents"]
-# Where OpenAI-compatible servers put context and output limits (vLLM, OpenRouter, LiteLLM...).
-_INPUT_LIMIT_FIELDS = ("context_length", "max_model_len", "context_window", "max_input_tokens")
+# Where OpenAI-compatible servers put context and output limits, first found wins; a dot walks into
+# an object. llama.cpp: meta.n_ctx, the context the server runs with (it can be less than the
+# model's n_ctx_train, the fallback); vLLM: max_model_len; OpenRouter: context_length; LiteLLM...
+_INPUT_LIMIT_FIELDS = ("meta.n_ctx", "context_length", "max_model_len", "context_window", "max_input_tokens",
+                       "meta.n_ctx_train")
 _OUTPUT_LIMIT_FIELDS = ("max_completion_tokens", "max_output_tokens", "max_tokens")
 
 
 def upstream_model(settings, route):
     """The upstream model ID for ``route.model``: its alias target, if any; 404 if not allowed."""
-    model = settings.model_aliases.get(route.model, route.model)
+    model = aliased(settings, route.model)
     if not is_allowed(settings, model):
         raise not_found(route)
     return model
+
+
+def aliased(settings, name):
+    """The target of the first MODEL_ALIASES entry that matches ``name``, or ``name`` itself."""
+    return next((alias.target for alias in settings.model_aliases if alias.matches(name)), name)
 
 
 def is_allowed(settings, model):
@@ -38,19 +46,32 @@ def not_found(route):
 
 def gemini_models(settings, upstream_list):
     """Gemini Model objects for the upstream's ``GET /models`` answer: the allowed models, then the
-    aliases (under their Gemini names) whose targets are available."""
+    aliases (under their Gemini names) whose targets are available. Patterns name no model to list."""
+    by_id = _available(settings, upstream_list)
+    models = [gemini_model(entry) for entry in by_id.values()]
+    for alias in settings.model_aliases:
+        if not alias.is_pattern and alias.target in by_id and aliased(settings, alias.name) == alias.target:
+            models.append(gemini_model(by_id[alias.target], name=alias.name))
+    return models
+
+
+def find_model(settings, upstream_list, route):
+    """The Gemini Model ``route.model`` names: an upstream model, or one an alias or pattern leads to."""
+    target = aliased(settings, route.model)
+    entry = _available(settings, upstream_list).get(target)
+    if entry is None:
+        raise not_found(route)
+    return gemini_model(entry, name=route.model if target != route.model else None)
+
+
+def _available(settings, upstream_list):
+    """The upstream's model entries the team may use, by ID, in the upstream's order."""
     entries = upstream_list.get("data") if isinstance(upstream_list, dict) else None
-    if not isinstance(entries, list):
-        entries = []
     by_id = {}
-    for entry in entries:
+    for entry in entries if isinstance(entries, list) else ():
         if isinstance(entry, dict) and isinstance(entry.get("id"), str) and is_allowed(settings, entry["id"]):
             by_id.setdefault(entry["id"], entry)
-    models = [gemini_model(entry) for entry in by_id.values()]
-    for alias, target in settings.model_aliases.items():
-        if target in by_id:
-            models.append(gemini_model(by_id[target], name=alias))
-    return models
+    return by_id
 
 
 def gemini_model(entry, name=None):
@@ -59,6 +80,8 @@ def gemini_model(entry, name=None):
     model = {
         "name": f"models/{name or model_id}",
         "baseModelId": model_id,
+        # Required in Google's Model; OpenAI-compatible lists have no version, so the first one's.
+        "version": "001",
         "displayName": name or model_id,
         "description": f"{model_id}" + (f" (owned by {entry['owned_by']})" if isinstance(entry.get("owned_by"), str) else ""),
         "supportedGenerationMethods": EMBEDDING_METHODS if embedding else CHAT_METHODS,
@@ -75,18 +98,14 @@ def gemini_model(entry, name=None):
 
 
 def _first_int(entry, fields):
+    """The first positive integer at one of ``fields``: {"meta": {"n_ctx": 4096}} at "meta.n_ctx" -> 4096."""
     for field in fields:
-        value = entry.get(field) if isinstance(entry, dict) else None
+        value = entry
+        for key in field.split("."):
+            value = value.get(key) if isinstance(value, dict) else None
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value
     return None
-
-
-def find_model(models, route):
-    for model in models:
-        if model["name"] == f"models/{route.model}":
-            return model
-    raise not_found(route)
 
 
 def page_query(args):
@@ -109,9 +128,9 @@ def _page_size(raw):
     try:
         size = int(raw)
     except ValueError:
-        raise InvalidArgument(f"pageSize: {raw!r} is not an integer") from None
+        raise InvalidArgument(f"{raw!r} is not an integer", field="pageSize") from None
     if not 0 <= size <= INT32_MAX:  # Google's pageSize is an int32
-        raise InvalidArgument(f"pageSize: {raw!r} must be a whole number from 0 to {INT32_MAX}")
+        raise InvalidArgument(f"{raw!r} must be a whole number from 0 to {INT32_MAX}", field="pageSize")
     return min(size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
 
 
@@ -124,4 +143,4 @@ def _offset(token):
             return int(number)
     except (binascii.Error, UnicodeError, ValueError):
         pass
-    raise InvalidArgument("pageToken: not a page token this endpoint gave out")
+    raise InvalidArgument("not a page token this endpoint gave out", field="pageToken")

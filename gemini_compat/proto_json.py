@@ -24,6 +24,7 @@ and plain strings (``role``) have none: a number there is refused. tests/test_pr
 every number against that client's protos.
 """
 
+import math
 import re
 from urllib.parse import urldefrag, urljoin
 
@@ -120,7 +121,8 @@ def _integer(value):
 
 def _number(value):
     if isinstance(value, str) and _NUMBER_TEXT.fullmatch(value):
-        return float(value)
+        number = float(value)
+        return number if math.isfinite(number) else value  # "1e999": no JSON number stands for it
     return value
 
 

@@ -17,7 +17,7 @@ import time
 
 from werkzeug.exceptions import ClientDisconnected
 
-from .errors import InvalidArgument, PayloadTooLarge, RequestTimeout, Unavailable, UnsupportedMediaType
+from .errors import DeadlineExceeded, InvalidArgument, Unavailable
 from .json_wire import loads
 
 READ_SIZE = 256 * 1024
@@ -61,7 +61,7 @@ def check_content_type(headers):
     media_type = given.partition(";")[0].strip().lower()
     if media_type and media_type != "application/json" and not media_type.endswith("+json"):
         shown = given if len(given) <= 100 else given[:100] + "..."
-        raise UnsupportedMediaType(f"Content-Type {shown!r} is not supported: send the body as application/json.")
+        raise InvalidArgument(f"Content-Type {shown!r} is not supported: send the body as application/json.")
 
 
 def has_body(request):
@@ -76,7 +76,7 @@ def read_json(request, limit, timeout, budget):
     {'contents': []}
     """
     if (request.content_length or 0) > limit:
-        raise PayloadTooLarge(f"Request payload size exceeds the limit: {limit} bytes.")
+        raise InvalidArgument(f"Request payload size exceeds the limit: {limit} bytes.")
     deadline = time.monotonic() + timeout
     if (request.content_length or 0) > SMALL_BODY_BYTES:
         reserve(request.environ, budget, BYTE_COST * request.content_length, deadline)
@@ -173,9 +173,9 @@ def _read(request, limit, deadline, timeout, budget):
         if watch is not None:
             DEADLINES.cancel(watch)
     if time.monotonic() > deadline:
-        raise RequestTimeout(f"The request body did not arrive within CLIENT_BODY_TIMEOUT ({timeout:g} s).")
+        raise DeadlineExceeded(f"The request body did not arrive within CLIENT_BODY_TIMEOUT ({timeout:g} s).")
     if size > limit:
-        raise PayloadTooLarge(f"Request payload size exceeds the limit: {limit} bytes.")
+        raise InvalidArgument(f"Request payload size exceeds the limit: {limit} bytes.")
     request.environ[BODY_READ] = True
     return b"".join(chunks)
 
@@ -192,7 +192,7 @@ class MemoryBudget:
 
     def acquire(self, amount, deadline):
         if amount > self.capacity:
-            raise PayloadTooLarge(
+            raise InvalidArgument(
                 f"This request needs about {amount} bytes of memory, more than REQUEST_MEMORY_BYTES ({self.capacity})."
             )
         with self._condition:

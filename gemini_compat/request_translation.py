@@ -10,9 +10,8 @@ import json
 import mimetypes
 from collections import deque
 
-from .errors import InvalidArgument
+from .errors import InvalidArgument, field_path
 from .json_schema import from_gemini_schema, standard_json_schema
-from .validation import field_path
 
 BUILT_IN_TOOLS = (
     "googleSearch", "googleSearchRetrieval", "codeExecution", "urlContext", "computerUse", "fileSearch",
@@ -24,6 +23,56 @@ AUDIO_FORMATS = {
     "audio/wav": "wav", "audio/x-wav": "wav", "audio/wave": "wav", "audio/vnd.wave": "wav",
     "audio/mpeg": "mp3", "audio/mp3": "mp3", "audio/mpeg3": "mp3", "audio/x-mp3": "mp3",
 }
+# OpenAI's image detail has only low, high and auto: MEDIUM has no level between them, and
+# UNSPECIFIED is the model's own choice, so both leave detail out, which means "auto" (the server
+# picks by image size). ULTRA_HIGH is as high as OpenAI goes.
+IMAGE_DETAIL_BY_RESOLUTION = {
+    "MEDIA_RESOLUTION_LOW": "low", "MEDIA_RESOLUTION_HIGH": "high", "MEDIA_RESOLUTION_ULTRA_HIGH": "high",
+}
+# Gemini serviceTier -> OpenAI service_tier. The SDKs send lower-case names; Java and .NET SDKs
+# before them sent SERVICE_TIER_*. Unspecified means the default tier, so nothing is sent.
+SERVICE_TIER = {
+    "flex": "flex", "SERVICE_TIER_FLEX": "flex",
+    "priority": "priority", "SERVICE_TIER_PRIORITY": "priority",
+    "standard": "default", "SERVICE_TIER_STANDARD": "default",
+}
+# Fields accepted, validated and not forwarded, by schema definition: no OpenAI-compatible field means
+# the same. Every other property in schemas/ is translated or refused with a 400 naming it
+# (tests/test_field_coverage.py holds each one to that, and the README's list to this table).
+ACCEPTED_AND_IGNORED = {
+    "GenerateContentRequest.model": "the model is the one in the path",
+    "GenerateContentRequest.safetySettings": "no safety thresholds upstream",
+    "SafetySetting.category": "part of safetySettings",
+    "SafetySetting.threshold": "part of safetySettings",
+    "GenerateContentRequest.labels": "Google Cloud billing labels",
+    "GenerateContentRequest.store": "Google's own logging of the request",
+    "SystemInstruction.role": "a system instruction is always the system message",
+    "Part.thoughtSignature": "Gemini's own, opaque to other models",
+    "Part.partMetadata": "metadata for the client",
+    "Part.videoMetadata": "video cannot be sent upstream",
+    "VideoMetadata.startOffset": "part of videoMetadata",
+    "VideoMetadata.endOffset": "part of videoMetadata",
+    "VideoMetadata.fps": "part of videoMetadata",
+    "VideoMetadata.contentLayers": "part of videoMetadata",
+    "Part.mediaResolution.numTokens": "no token budget per image upstream",
+    "FileData.displayName": "a URI part has no name upstream",
+    "FunctionResponse.willContinue": "Live API scheduling",
+    "FunctionResponse.scheduling": "Live API scheduling",
+    "ExecutableCode.id": "code execution runs at Google only",
+    "CodeExecutionResult.id": "code execution runs at Google only",
+    "FunctionDeclaration.response": "no declared result schema upstream",
+    "FunctionDeclaration.responseJsonSchema": "no declared result schema upstream",
+    "FunctionDeclaration.behavior": "Live API scheduling",
+    "ToolConfig.retrievalConfig": "for Google's built-in tools, which are refused",
+    "ToolConfig.includeServerSideToolInvocations": "for Google's built-in tools, which are refused",
+    "ToolConfig.functionCallingConfig.streamFunctionCallArguments": "calls are streamed whole, as Gemini does by default",
+    "GenerationConfig.enableEnhancedCivicAnswers": "a Gemini model setting",
+    "GenerationConfig.imageConfig": "image output is refused, by responseModalities",
+    "GenerationConfig.audioTranscriptionConfig": "Live API transcription",
+    "EmbedContentRequest.taskType": "no task types upstream",
+    "EmbedContentRequest.title": "no document titles upstream",
+}
+
 # text/x.enum answers are constrained through a one-field object (most servers need an object root)
 # and unwrapped on the way back.
 ENUM_FIELD = "value"
@@ -45,13 +94,15 @@ def chat_request(body, model, stream, partial_history=False):
     turn), so a function response may come without its call; it is then sent as text."""
     config = body.get("generationConfig", {})
     if "cachedContent" in body:
-        raise InvalidArgument("cachedContent: cached contents are not supported by this endpoint; send the contents.")
+        raise InvalidArgument("cached contents are not supported by this endpoint; send the contents.", field="cachedContent")
     request = {"model": model, "messages": messages(body, partial_history)}
     request.update(sampling_parameters(config))
     format_params, enum_answer = response_format(config)
     request.update(format_params)
     request.update(reasoning_parameters(config.get("thinkingConfig", {})))
     request.update(tool_parameters(body.get("tools", []), body.get("toolConfig", {})))
+    if body.get("serviceTier") in SERVICE_TIER:
+        request["service_tier"] = SERVICE_TIER[body["serviceTier"]]
     if stream:
         request["stream"] = True
         request["stream_options"] = {"include_usage": True}
@@ -69,18 +120,19 @@ def messages(body, partial_history=False):
         texts = []
         for index, part in enumerate(system.get("parts", [])):
             if "text" not in part:
-                raise InvalidArgument(f"systemInstruction.parts[{index}]: a system instruction may hold only text")
+                raise InvalidArgument("a system instruction may hold only text", field=f"systemInstruction.parts[{index}]")
             if not part.get("thought"):
                 texts.append(part["text"])
         if texts:
             out.append({"role": "system", "content": "\n".join(texts)})
     call_ids = CallIds(body["contents"], partial_history)
+    media_resolution = body.get("generationConfig", {}).get("mediaResolution")
     for index, content in enumerate(body["contents"]):
         path = ["contents", index, "parts"]
         if content.get("role") == "model":
             _add_model_turn(out, content["parts"], call_ids, path)
         else:
-            _add_user_turn(out, content["parts"], call_ids, path)
+            _add_user_turn(out, content["parts"], call_ids, path, media_resolution)
     return [_finish_message(message) for message in out]
 
 
@@ -105,27 +157,29 @@ def _add_model_turn(out, parts, call_ids, path):
                 "function": {"name": call["name"], "arguments": json.dumps(call.get("args", {}), ensure_ascii=False)},
             })
         elif "executableCode" in part or "codeExecutionResult" in part:
-            message["content"].append(_code_text(part))
+            message["content"].append(_Block(_code_text(part)))
         else:
             kind = next(iter(key for key in part if key not in ("thoughtSignature", "thought")), "part")
-            raise InvalidArgument(f"{field_path(path + [index, kind])}: not allowed in a model turn")
+            raise InvalidArgument("not allowed in a model turn", field=field_path(path + [index, kind]))
 
 
-def _add_user_turn(out, parts, call_ids, path):
+def _add_user_turn(out, parts, call_ids, path, media_resolution=None):
     """A user (or function) turn: its functionResponse parts become tool messages, first (OpenAI
-    needs them right after the assistant's tool calls); its other parts one user message."""
+    needs them right after the assistant's tool calls); its other parts one user message.
+    ``media_resolution``: generationConfig.mediaResolution, for images without a level of their own."""
     content = []
     tool_messages = []
     for index, part in enumerate(parts):
         part_path = path + [index]
         if part.get("thought"):
             continue
+        detail = image_detail(part, media_resolution)
         if "text" in part:
             content.append({"type": "text", "text": part["text"]})
         elif "inlineData" in part:
-            content.append(inline_data_part(part["inlineData"], part_path + ["inlineData"]))
+            content.append(inline_data_part(part["inlineData"], part_path + ["inlineData"], detail))
         elif "fileData" in part:
-            content.append(file_data_part(part["fileData"], part_path + ["fileData"]))
+            content.append(file_data_part(part["fileData"], part_path + ["fileData"], detail))
         elif "functionResponse" in part:
             response = part["functionResponse"]
             call_id = call_ids.for_response(response.get("id"), response["name"], part_path + ["functionResponse"])
@@ -139,14 +193,15 @@ def _add_user_turn(out, parts, call_ids, path):
             })
             for media_index, media in enumerate(response.get("parts", [])):
                 media_path = part_path + ["functionResponse", "parts", media_index]
+                # Media of a function response take the level of the part that holds them.
                 if "inlineData" in media:
-                    content.append(inline_data_part(media["inlineData"], media_path + ["inlineData"]))
+                    content.append(inline_data_part(media["inlineData"], media_path + ["inlineData"], detail))
                 elif "fileData" in media:
-                    content.append(file_data_part(media["fileData"], media_path + ["fileData"]))
+                    content.append(file_data_part(media["fileData"], media_path + ["fileData"], detail))
         elif "executableCode" in part or "codeExecutionResult" in part:
             content.append({"type": "text", "text": _code_text(part)})
         else:
-            raise InvalidArgument(f"{field_path(part_path + ['functionCall'])}: a function call must be in a model turn")
+            raise InvalidArgument("a function call must be in a model turn", field=field_path(part_path + ["functionCall"]))
     out.extend(tool_messages)
     if not content:
         return
@@ -166,7 +221,7 @@ def _finish_message(message):
         return message
     if message["role"] != "assistant":
         return message
-    text = "".join(message["content"])
+    text = _joined(message["content"])
     finished = {"role": "assistant", "content": text}
     if message["tool_calls"]:
         finished["content"] = text or None
@@ -175,6 +230,30 @@ def _finish_message(message):
             # DeepSeek and Kimi thinking modes refuse a tool-call turn whose reasoning is not sent back.
             finished["reasoning_content"] = "".join(message["reasoning"])
     return finished
+
+
+class _Block(str):
+    """Text of an assistant message that must stand on lines of its own (code, its result)."""
+
+
+def _joined(pieces):
+    """An assistant message's text pieces joined as they are (a streamed answer's deltas), but each
+    _Block on lines of its own, so a code fence closes before what follows it:
+
+    ``["Run:", _Block("```python\\nx\\n```"), _Block("Code execution result (OUTCOME_OK):\\n1"), "Done."]``
+    -> ``"Run:\\n```python\\nx\\n```\\nCode execution result (OUTCOME_OK):\\n1\\nDone."``
+    """
+    out = []
+    block_before = False
+    for piece in pieces:
+        if not piece:
+            continue  # an empty delta neither ends a line nor starts one
+        block = isinstance(piece, _Block)
+        if out and (block or block_before) and not out[-1].endswith("\n") and not piece.startswith("\n"):
+            out.append("\n")
+        out.append(piece)
+        block_before = block
+    return "".join(out)
 
 
 def _code_text(part):
@@ -211,8 +290,9 @@ class CallIds:
         if self._partial_history:
             return None
         raise InvalidArgument(
-            f"{field_path(path)}: no earlier functionCall named {name!r} is waiting for this response; "
-            "a function response turn must come right after the model's function call turn"
+            f"no earlier functionCall named {name!r} is waiting for this response; "
+            "a function response turn must come right after the model's function call turn",
+            field=field_path(path),
         )
 
     def _new_id(self):
@@ -231,34 +311,77 @@ class CallIds:
 
 # --- media -------------------------------------------------------------------------------------
 
-def inline_data_part(blob, path):
+def image_detail(part, media_resolution):
+    """OpenAI ``image_url.detail`` for the images of ``part``: its own ``mediaResolution.level``,
+    else generationConfig.mediaResolution; None for "auto". ``numTokens`` has no OpenAI equivalent.
+
+    ``{"mediaResolution": {"level": "MEDIA_RESOLUTION_LOW"}}``, ``"MEDIA_RESOLUTION_HIGH"`` -> ``"low"``
+    ``{"inlineData": ...}``, ``"MEDIA_RESOLUTION_HIGH"`` -> ``"high"``
+    """
+    level = part.get("mediaResolution", {}).get("level", "MEDIA_RESOLUTION_UNSPECIFIED")
+    if level == "MEDIA_RESOLUTION_UNSPECIFIED":
+        level = media_resolution
+    return IMAGE_DETAIL_BY_RESOLUTION.get(level)
+
+
+def _image_url(url, detail):
+    """``{"url": "data:image/png;base64,..."}``, with ``"detail": "low"`` when a detail is given."""
+    return {"type": "image_url", "image_url": {"url": url, "detail": detail} if detail else {"url": url}}
+
+
+def unsupported_media(mime_type, path):
+    """The 400 for media an OpenAI chat upstream cannot take, whether inline or by URI; None if it can."""
+    if mime_type.startswith("video/"):
+        advice = "OpenAI chat completions take no video; send frames as images"
+    elif mime_type.startswith("audio/") and _essence(mime_type) not in AUDIO_FORMATS:
+        advice = "its input_audio takes only WAV and MP3; send audio/wav or audio/mpeg"
+    else:
+        return None
+    return InvalidArgument(f"{mime_type} cannot be passed to this endpoint's OpenAI-compatible upstream ({advice})",
+                           field=field_path(path))
+
+
+def _essence(mime_type):
+    """``audio/wav; rate=16000`` -> ``audio/wav``."""
+    return mime_type.partition(";")[0].strip()
+
+
+def inline_data_part(blob, path, detail=None):
     mime_type = blob["mimeType"].lower()
+    # Sent as an OpenAI ``file``, video and other audio would be refused or ignored upstream.
+    error = unsupported_media(mime_type, path + ["mimeType"])
+    if error:
+        raise error
     data = standard_base64(blob["data"], path + ["data"])
     if mime_type.startswith("image/"):
-        return {"type": "image_url", "image_url": {"url": f"data:{mime_type};base64,{data}"}}
-    if mime_type in AUDIO_FORMATS:
-        return {"type": "input_audio", "input_audio": {"data": data, "format": AUDIO_FORMATS[mime_type]}}
+        return _image_url(f"data:{mime_type};base64,{data}", detail)
+    if _essence(mime_type) in AUDIO_FORMATS:
+        return {"type": "input_audio", "input_audio": {"data": data, "format": AUDIO_FORMATS[_essence(mime_type)]}}
     if mime_type.startswith("text/") or mime_type == "application/json":
         try:
             return {"type": "text", "text": binascii.a2b_base64(data).decode("utf-8")}
         except UnicodeDecodeError:
-            raise InvalidArgument(f"{field_path(path + ['data'])}: {mime_type} data is not UTF-8 text") from None
+            raise InvalidArgument(f"{mime_type} data is not UTF-8 text", field=field_path(path + ["data"])) from None
     extension = mimetypes.guess_extension(mime_type) or ""
     filename = blob.get("displayName") or f"file{extension}"
     return {"type": "file", "file": {"filename": filename, "file_data": f"data:{mime_type};base64,{data}"}}
 
 
-def file_data_part(file_data, path):
+def file_data_part(file_data, path, detail=None):
     uri = file_data["fileUri"]
     if not uri.lower().startswith(("https://", "http://")):
         # Some servers read file:// (llama.cpp --media-path, vLLM local media) or other schemes.
-        raise InvalidArgument(f"{field_path(path + ['fileUri'])}: only http(s) URIs can be passed on")
+        raise InvalidArgument("only http(s) URIs can be passed on", field=field_path(path + ["fileUri"]))
     mime_type = (file_data.get("mimeType") or mimetypes.guess_type(uri.split("?", 1)[0])[0] or "").lower()
+    # Not "send it as inlineData" for types that cannot go inline either.
+    error = unsupported_media(mime_type, path + ["mimeType" if file_data.get("mimeType") else "fileUri"])
+    if error:
+        raise error
     if mime_type.startswith("image/"):
-        return {"type": "image_url", "image_url": {"url": uri}}
+        return _image_url(uri, detail)
     raise InvalidArgument(
-        f"{field_path(path)}: only images can be passed by URI here (got {mime_type or 'an unknown type'}); "
-        "send other files as inlineData"
+        f"only images can be passed by URI here (got {mime_type or 'an unknown type'}); send other files as inlineData",
+        field=field_path(path),
     )
 
 
@@ -270,30 +393,28 @@ def standard_base64(data, path):
         if not text or len(text) % 4 or binascii.a2b_base64(text, strict_mode=True) is None:
             raise binascii.Error
     except ValueError:  # binascii.Error, or characters outside ASCII
-        raise InvalidArgument(f"{field_path(path)}: not valid base64 data") from None
+        raise InvalidArgument("not valid base64 data", field=field_path(path)) from None
     return text
 
 
 # --- generation config -------------------------------------------------------------------------
 
-def _as_given(value):
-    return value
-
-
-# Gemini generationConfig field -> (OpenAI field, conversion). Integer fields are made integers:
-# the Python SDK sends integral floats (topK 3.0), which some servers refuse.
+# Gemini generationConfig field -> OpenAI field. Integral floats the Python SDK sends (topK 3.0),
+# which some servers refuse, were made integers when the body was read (proto_json).
 _SAMPLING = {
-    "temperature": ("temperature", _as_given),
-    "topP": ("top_p", _as_given),
-    "topK": ("top_k", int),
-    "maxOutputTokens": ("max_tokens", int),
-    "candidateCount": ("n", int),
-    "seed": ("seed", int),
-    "presencePenalty": ("presence_penalty", _as_given),
-    "frequencyPenalty": ("frequency_penalty", _as_given),
+    "temperature": "temperature",
+    "topP": "top_p",
+    "topK": "top_k",
+    "maxOutputTokens": "max_tokens",
+    "candidateCount": "n",
+    "seed": "seed",
+    "presencePenalty": "presence_penalty",
+    "frequencyPenalty": "frequency_penalty",
 }
+
+
 def sampling_parameters(config):
-    params = {openai: convert(config[gemini]) for gemini, (openai, convert) in _SAMPLING.items() if gemini in config}
+    params = {openai: config[gemini] for gemini, openai in _SAMPLING.items() if gemini in config}
     if config.get("stopSequences"):
         params["stop"] = config["stopSequences"]
     if config.get("responseLogprobs"):
@@ -301,18 +422,19 @@ def sampling_parameters(config):
         if "logprobs" in config:
             params["top_logprobs"] = config["logprobs"]
     elif "logprobs" in config:
-        raise InvalidArgument("generationConfig.logprobs: only valid together with responseLogprobs: true")
+        raise InvalidArgument("only valid together with responseLogprobs: true", field="generationConfig.logprobs")
     modalities = [m for m in config.get("responseModalities", []) if m not in ("TEXT", "MODALITY_UNSPECIFIED")]
     if modalities:
-        raise InvalidArgument(f"generationConfig.responseModalities: only TEXT output is supported here, not {modalities[0]}")
+        raise InvalidArgument(f"only TEXT output is supported here, not {modalities[0]}", field="generationConfig.responseModalities")
     if "speechConfig" in config:
-        raise InvalidArgument("generationConfig.speechConfig: speech output is not supported by this endpoint")
+        raise InvalidArgument("speech output is not supported by this endpoint", field="generationConfig.speechConfig")
     return params
 
 
 def response_format(config):
     """``response_format`` for responseMimeType/responseSchema, and whether answers are enum-wrapped."""
-    mime_type = config.get("responseMimeType", "text/plain")
+    # Parameters ("application/json; charset=utf-8") do not change the format; Google ignores them too.
+    mime_type = config.get("responseMimeType", "text/plain").partition(";")[0].strip().lower() or "text/plain"
     schema = _response_json_schema(config)
     if mime_type == "application/json":
         if schema is None:
@@ -321,7 +443,7 @@ def response_format(config):
     if mime_type == "text/x.enum":
         choices = schema.get("enum") if isinstance(schema, dict) else None
         if not choices:
-            raise InvalidArgument("generationConfig.responseSchema: text/x.enum needs a schema with an enum")
+            raise InvalidArgument("text/x.enum needs a schema with an enum", field="generationConfig.responseSchema")
         wrapper = {
             "type": "object",
             "properties": {ENUM_FIELD: {"type": "string", "enum": [c for c in choices if c is not None]}},
@@ -330,18 +452,16 @@ def response_format(config):
         }
         return {"response_format": _json_schema_format(wrapper)}, True
     if mime_type != "text/plain":
-        raise InvalidArgument(
-            f"generationConfig.responseMimeType: {mime_type!r} is not supported; "
-            "use text/plain, application/json or text/x.enum"
-        )
+        raise InvalidArgument(f"{mime_type!r} is not supported; use text/plain, application/json or text/x.enum",
+                              field="generationConfig.responseMimeType")
     if schema is not None:
-        raise InvalidArgument("generationConfig.responseMimeType: a response schema needs application/json or text/x.enum")
+        raise InvalidArgument("a response schema needs application/json or text/x.enum", field="generationConfig.responseMimeType")
     return {}, False
 
 
 def _response_json_schema(config):
     if "responseSchema" in config and "responseJsonSchema" in config:
-        raise InvalidArgument("generationConfig: give responseSchema or responseJsonSchema, not both")
+        raise InvalidArgument("give responseSchema or responseJsonSchema, not both", field="generationConfig")
     if "responseJsonSchema" in config:
         return standard_json_schema(config["responseJsonSchema"])
     if "responseSchema" in config:
@@ -356,7 +476,7 @@ def _json_schema_format(schema):
 def reasoning_parameters(thinking):
     """``reasoning_effort`` from thinkingLevel or thinkingBudget; nothing when neither is set."""
     if "thinkingLevel" in thinking and "thinkingBudget" in thinking:
-        raise InvalidArgument("generationConfig.thinkingConfig: give thinkingLevel or thinkingBudget, not both")
+        raise InvalidArgument("give thinkingLevel or thinkingBudget, not both", field="generationConfig.thinkingConfig")
     if "thinkingLevel" in thinking:
         effort = REASONING_EFFORT_BY_LEVEL.get(thinking["thinkingLevel"])
         return {"reasoning_effort": effort} if effort else {}
@@ -376,8 +496,9 @@ def tool_parameters(tools, tool_config):
         for name in BUILT_IN_TOOLS:
             if name in tool:
                 raise InvalidArgument(
-                    f"tools[{index}].{name}: Google's built-in tools cannot run on this endpoint's "
-                    "OpenAI-compatible upstream; declare a function instead"
+                    "Google's built-in tools cannot run on this endpoint's OpenAI-compatible upstream; "
+                    "declare a function instead",
+                    field=f"tools[{index}].{name}",
                 )
         for position, declaration in enumerate(tool.get("functionDeclarations", [])):
             declarations.append((["tools", index, "functionDeclarations", position], declaration))
@@ -387,24 +508,23 @@ def tool_parameters(tools, tool_config):
     if allowed:
         for name in allowed:
             if name not in declared:
-                raise InvalidArgument(
-                    f"toolConfig.functionCallingConfig.allowedFunctionNames: {name!r} is not a declared function"
-                )
+                raise InvalidArgument(f"{name!r} is not a declared function",
+                                      field="toolConfig.functionCallingConfig.allowedFunctionNames")
         declarations = [(path, d) for path, d in declarations if d["name"] in allowed]
     if not declarations:
         return {}  # servers refuse "tools": [] and a tool_choice without tools
     params = {"tools": [function_tool(declaration, path) for path, declaration in declarations]}
     mode = calling.get("mode", "MODE_UNSPECIFIED")
-    if mode == "ANY" and allowed and len(allowed) == 1:
-        params["tool_choice"] = {"type": "function", "function": {"name": allowed[0]}}
-    elif mode in TOOL_CHOICE_BY_MODE:
+    # ANY with one allowed name is plain "required" too: only that tool is sent, and llama.cpp
+    # ignores the {"type": "function", "function": {"name": ...}} form.
+    if mode in TOOL_CHOICE_BY_MODE:
         params["tool_choice"] = TOOL_CHOICE_BY_MODE[mode]
     return params
 
 
 def function_tool(declaration, path):
     if "parameters" in declaration and "parametersJsonSchema" in declaration:
-        raise InvalidArgument(f"{field_path(path)}: give parameters or parametersJsonSchema, not both")
+        raise InvalidArgument("give parameters or parametersJsonSchema, not both", field=field_path(path))
     if "parametersJsonSchema" in declaration:
         parameters = standard_json_schema(declaration["parametersJsonSchema"])
     elif "parameters" in declaration:

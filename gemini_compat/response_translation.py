@@ -107,6 +107,26 @@ def function_call_part(call_id, name, arguments):
     return {"functionCall": call}, None
 
 
+def cut_call_message(name):
+    """The finishMessage for a last call whose arguments do not parse in an answer that ended with
+    ``finish_reason: "length"``: the token limit cut it (llama.cpp does, when max_tokens falls inside
+    a call), so the answer ends MAX_TOKENS, not MALFORMED_FUNCTION_CALL, and the call is dropped
+    (Gemini never returns a call it could not complete). E.g. a call ``get_weather`` with arguments
+    ``{"city": "Par`` and finish ``length`` -> no functionCall part, finishReason ``MAX_TOKENS``,
+    finishMessage "The function call get_weather was cut off by the output token limit ..."."""
+    return (f"The function call {name or '(no name)'} was cut off by the output token limit before its "
+            "arguments were complete, and was dropped")
+
+
+def finish_with_problems(candidate, problems, length):
+    """Set finishReason and finishMessage for calls that could not be made: MALFORMED_FUNCTION_CALL,
+    unless the answer ended ``length``, which always wins (MAX_TOKENS)."""
+    if problems:
+        if not length:
+            candidate["finishReason"] = "MALFORMED_FUNCTION_CALL"
+        candidate["finishMessage"] = "; ".join(problems)
+
+
 def unwrap_enum(text):
     """The bare value of a text/x.enum answer, which the upstream wrote as {"value": ...}."""
     try:
@@ -190,18 +210,19 @@ def _candidate(choice, position, options):
     parts = text_parts(message, options, unwrap_enum(text) if options.enum_answer and text else text)
     calls = tool_calls(message)
     reason = "SAFETY" if refusal_text(message) else finish_reason(choice.get("finish_reason") or "stop")
+    length = choice.get("finish_reason") == "length"
     problems = []
-    for call in calls:
+    for number, call in enumerate(calls):
         function = call.get("function") or {}
         part, problem = function_call_part(call.get("id"), function.get("name"), function.get("arguments"))
         if part:
             parts.append(part)
+        elif length and number == len(calls) - 1:  # only the last call can have been cut
+            problems.append(cut_call_message(function.get("name")))
         else:
             problems.append(problem)
     candidate = {"content": {"parts": parts or [{"text": ""}], "role": "model"}, "finishReason": reason}
-    if problems:
-        candidate["finishReason"] = "MALFORMED_FUNCTION_CALL"
-        candidate["finishMessage"] = "; ".join(problems)
+    finish_with_problems(candidate, problems, length)
     index = choice.get("index")
     candidate["index"] = index if isinstance(index, int) else position
     candidate.update(logprobs_result(choice.get("logprobs")))
@@ -290,6 +311,7 @@ class _Choice:
         self.by_index = {}
         self.emitted = 0
         self.finish = None
+        self.length = False  # the upstream's finish_reason was "length": an unfinished last call was cut
         self.problems = []
         self.enum_text = []
         self.enum_size = 0
@@ -339,6 +361,8 @@ class _Choice:
             part, problem = function_call_part(call.id, call.name, call.args if call.args is not None else call.arguments)
             if part:
                 parts.append(part)
+            elif self.length and self.emitted == len(self.calls):  # the last call: cut by the token limit
+                self.problems.append(cut_call_message(call.name))
             else:
                 self.problems.append(problem)
         return parts
@@ -403,6 +427,7 @@ class StreamTranslator:
             raise UpstreamError("The upstream reported an error while generating the answer.")
         if reason:
             state.finish = "SAFETY" if state.refused else finish_reason(reason)
+            state.length = reason == "length"
         parts.extend(state.ready_calls(close_all=bool(reason)))
         return parts
 
@@ -436,9 +461,7 @@ class StreamTranslator:
             text = unwrap_enum("".join(state.enum_text)) if state.enum_text else ""
             parts = state.ready_calls(close_all=True) + [{"text": text}]
             candidate = {"content": {"parts": parts, "role": "model"}, "finishReason": state.finish, "index": index}
-            if state.problems:
-                candidate["finishReason"] = "MALFORMED_FUNCTION_CALL"
-                candidate["finishMessage"] = "; ".join(state.problems)
+            finish_with_problems(candidate, state.problems, state.length)
             candidates.append(candidate)
         return self._chunk(candidates, usage_metadata(self.usage))
 

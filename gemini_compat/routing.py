@@ -8,7 +8,7 @@ import dataclasses
 import re
 from urllib.parse import urlsplit
 
-from .errors import InvalidArgument, MethodNotAllowed, NotFound
+from .errors import InvalidArgument, NotFound
 
 # Any prefix (a Cloud Functions URL carries the function name), then the API version and collection.
 _PATH = re.compile(r"^(?:/[^/]*)*?/(?P<version>v1|v1beta|v1alpha)/models(?:/(?P<rest>.*))?$")
@@ -61,7 +61,8 @@ def parse_route(path, method):
             f"Supported: {', '.join(sorted(a for a, m in METHODS.items() if m == 'POST'))}."
         )
     if method != METHODS[action]:
-        raise MethodNotAllowed(
+        # Google's front end answers 404 here; Allow still tells a person with curl what to use.
+        raise NotFound(
             f"{path} must be called with {METHODS[action]}, not {method}.",
             headers={"Allow": METHODS[action]},
         )
@@ -90,6 +91,7 @@ def check_model_id(model):
     if not is_model_id(model):
         shown = model if len(model) <= 100 else model[:100] + "..."
         raise InvalidArgument(
-            f"model: {shown!r} is not a valid model ID (letters, digits, '.', '_', '-', ':', "
-            "optionally one '/'-separated owner part)."
+            f"{shown!r} is not a valid model ID (letters, digits, '.', '_', '-', ':', "
+            "optionally one '/'-separated owner part).",
+            field="model",
         )

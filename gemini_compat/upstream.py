@@ -28,7 +28,8 @@ from urllib.parse import urlsplit
 
 import urllib3
 
-from .errors import GeminiError, UpstreamError, UpstreamTimeout, UpstreamTooLarge, UpstreamUnavailable, status_for
+from .errors import (GeminiError, UpstreamError, UpstreamTimeout, UpstreamTooLarge, UpstreamUnavailable, api_key_invalid,
+                     status_for)
 from .json_wire import dumps, loads
 from .sse import read_events
 
@@ -144,7 +145,7 @@ class Upstream:
             payload = loads(raw)
         except (ValueError, RecursionError):
             payload = excerpt(raw, key) or reason
-        return upstream_error(status, payload, response.headers, key)
+        return upstream_error(status, payload, response.headers, key, self.settings.team_mode)
 
 
 class EventStream:
@@ -183,7 +184,7 @@ class EventStream:
             text = data[:ERROR_BODY_LIMIT].decode("utf-8", "replace")
             raise UpstreamError(f"The upstream sent an invalid stream event: {shown(text, self.key, 200)}") from None
         if event == "error" or not isinstance(chunk, dict) or chunk.get("error"):
-            raise upstream_error(None, chunk, key=self.key)
+            raise upstream_error(None, chunk, key=self.key, team_mode=self.body.settings.team_mode)
         model = chunk.get("model")
         if model is not None:  # it becomes modelVersion; redacted once per distinct value, not per chunk
             if model != self._model:
@@ -360,7 +361,7 @@ class Body:
             raise UpstreamError(f"The upstream answer is not valid JSON: {excerpt(raw, self.key)}") from None
         if isinstance(answer, dict):
             if answer.get("error"):
-                raise upstream_error(None, answer, key=self.key)
+                raise upstream_error(None, answer, key=self.key, team_mode=self.settings.team_mode)
             if isinstance(answer.get("model"), str):
                 answer["model"] = redacted(answer["model"], self.key)
         return answer
@@ -434,10 +435,12 @@ def transport_error(error, timeout):
     return UpstreamError("The upstream connection broke off before its answer was complete.")
 
 
-def upstream_error(status, payload, headers=None, key=""):
+def upstream_error(status, payload, headers=None, key="", team_mode=False):
     """A GeminiError for an upstream error, whatever shape its body has (see the quirks reference:
     nested or flat, numeric, string or null code, HTML or plain text). ``status`` None: an error
-    inside a 200 answer or stream, whose own code counts if it is an HTTP one."""
+    inside a 200 answer or stream, whose own code counts if it is an HTTP one. The code is the one
+    Google would answer (errors.google_code): a 422 is a 400. A rejected key is the caller's
+    (pass-through: Google's API_KEY_INVALID) or the endpoint's own (team mode: not the caller's fault)."""
     error = payload.get("error", payload) if isinstance(payload, dict) else payload
     message = None
     if isinstance(error, dict):
@@ -451,7 +454,14 @@ def upstream_error(status, payload, headers=None, key=""):
         code = error.get("code") if isinstance(error, dict) else None
         if isinstance(code, str) and code.isdigit():
             code = int(code)
+        # Without an HTTP code: a failure while serving, reported as a gateway's (503, worth a retry).
         status = code if isinstance(code, int) and 400 <= code <= 599 else 502
+    if status == 401:
+        if team_mode:
+            return UpstreamError(f"The upstream refused this endpoint's UPSTREAM_API_KEY: {message}", from_upstream=True)
+        error = api_key_invalid(f"API key not valid. Please pass a valid API key. (The upstream said: {message})")
+        error.from_upstream = True
+        return error
     extra_headers, details = {}, None
     retry_after = retry_after_seconds(headers or {})
     given = ((headers or {}).get("Retry-After") or "").strip()

@@ -20,7 +20,7 @@ import pathlib
 import jsonschema_rs
 
 from . import proto_json
-from .errors import InvalidArgument
+from .errors import InvalidArgument, field_path
 
 SCHEMA_DIR = pathlib.Path(__file__).resolve().parent.parent / "schemas"
 _BASE_URI = "https://gemini-compat.invalid/schemas/"
@@ -48,19 +48,6 @@ def reference_validator(schema_name):
 
 
 # --- error messages ----------------------------------------------------------------------------
-
-def field_path(parts):
-    """``["contents", 0, "parts"]`` -> ``contents[0].parts``."""
-    text = ""
-    for part in parts:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        elif part.isidentifier() or part.startswith("$"):
-            text += f".{part}" if text else part
-        else:
-            text += f"[{json.dumps(part)}]"
-    return text
-
 
 def _shown(value, limit=80):
     text = json.dumps(value, ensure_ascii=False)
@@ -105,8 +92,7 @@ def _describe(error):
 
 def _invalid(error):
     extra, message = _describe(error)
-    path = field_path(list(error.absolute_path) + extra)
-    return InvalidArgument(f"{path}: {message}" if path else message)
+    return InvalidArgument(message, field=field_path(list(error.absolute_path) + extra))
 
 
 # --- public ------------------------------------------------------------------------------------
@@ -127,8 +113,8 @@ class RequestKind:
         try:
             proto_json.read(body, self.shape)
         except proto_json.DuplicateField as error:
-            path = field_path(error.path + [error.first])
-            raise InvalidArgument(f"{path}: given twice, as {error.first!r} and {error.second!r}") from None
+            raise InvalidArgument(f"given twice, as {error.first!r} and {error.second!r}",
+                                  field=field_path(error.path + [error.first])) from None
         if self.fast.is_valid(body):
             return body
         from jsonschema.exceptions import best_match  # loaded with the first invalid request
@@ -139,8 +125,7 @@ class RequestKind:
         # The two disagree (Python's "$" also matches before a final newline, ECMA-262's does not):
         # the body is still invalid, and the compiled validator says where.
         error = next(self.fast.iter_errors(body))
-        path = field_path(list(error.instance_path))
-        raise InvalidArgument(f"{path}: {error.message}" if path else error.message)
+        raise InvalidArgument(error.message, field=field_path(list(error.instance_path)))
 
 
 GENERATE_CONTENT = RequestKind("generate_content_request.json")

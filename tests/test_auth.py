@@ -213,8 +213,8 @@ def test_key_not_logged_after_upstream_401(function, gemini, upstream, path, can
     upstream.reply(rejection, rejection, rejection)
     for response in canary_requests(gemini, canary, path):
         error = error_of(response)
-        assert response.status_code == 401
-        assert error["status"] == "UNAUTHENTICATED"
+        assert response.status_code == 400
+        assert error["status"] == "INVALID_ARGUMENT" and error["details"] == API_KEY_INVALID_DETAILS
         assert canary not in response.text
     assert [r["headers"]["Authorization"] for r in upstream.chat_requests] == [f"Bearer {canary}"] * 3
     assert_not_logged(function, canary)
@@ -222,14 +222,20 @@ def test_key_not_logged_after_upstream_401(function, gemini, upstream, path, can
 
 INVALID_KEY_REPLY = Json({"error": {"message": "Invalid API key.", "type": "invalid_request_error",
                                    "code": "invalid_api_key"}}, status=401)
+# Pass-through mode: the upstream rejected the caller's own key, which Google answers 400 with
+# reason API_KEY_INVALID (what clients read to ask for another key), not 401.
+API_KEY_INVALID_DETAILS = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
+                            "domain": "googleapis.com"}]
+UPSTREAM_401_MESSAGE = "API key not valid. Please pass a valid API key. (The upstream said: Invalid API key.)"
 
 
 def test_upstream_401_message_reaches_the_client_on_stream(gemini, upstream):
     upstream.reply(INVALID_KEY_REPLY)
     response = gemini(STREAM, hello(), key=OTHER_KEY)
     error = error_of(response)
-    assert response.status_code == 401 and error["status"] == "UNAUTHENTICATED"
-    assert "Invalid API key." in error["message"]
+    assert response.status_code == 400 and error["status"] == "INVALID_ARGUMENT"
+    assert error["details"] == API_KEY_INVALID_DETAILS
+    assert error["message"] == UPSTREAM_401_MESSAGE
     assert upstream_authorization(upstream) == f"Bearer {OTHER_KEY}"
 
 
@@ -237,9 +243,10 @@ def test_upstream_401_message_reaches_the_client_on_generate(gemini, upstream):
     upstream.reply(INVALID_KEY_REPLY)
     response = gemini(GENERATE, hello(), key=OTHER_KEY)
     error = error_of(response)
-    assert response.status_code == 401 and error["status"] == "UNAUTHENTICATED"
+    assert response.status_code == 400 and error["status"] == "INVALID_ARGUMENT"
+    assert error["details"] == API_KEY_INVALID_DETAILS
     assert upstream_authorization(upstream) == f"Bearer {OTHER_KEY}"
-    assert "Invalid API key." in error["message"]
+    assert error["message"] == UPSTREAM_401_MESSAGE
 
 
 @pytest.mark.parametrize("query", ["key=%FF%FE", "key=%ED%A0%80", "key=ok%FFkey"])

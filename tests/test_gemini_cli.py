@@ -206,6 +206,17 @@ def test_plain_text_output(function, upstream):
     assert run.calls == [("POST", f"/v1beta/models/{MODEL}:streamGenerateContent", 200)]
 
 
+def test_line_separators_in_a_streamed_answer_reach_the_cli_whole(function, upstream):
+    # The CLI splits stream lines on U+2028/U+2029 too ("Incomplete JSON segment at the end") unless
+    # they are written as escapes.
+    final = "one\u2028two\u2029three\u0085four"
+    run = run_cli(function, upstream, agent(final=final), "Say something", output_format="text")
+
+    assert run.returncode == 0, run
+    assert run.stdout.strip() == final
+    assert run.calls == [("POST", f"/v1beta/models/{MODEL}:streamGenerateContent", 200)]
+
+
 # --- the model calls the CLI's own tools --------------------------------------------------------
 
 @pytest.mark.parametrize("tool,arguments,expected", [
@@ -257,6 +268,17 @@ def test_default_model_routing_is_answered(routed_run):
     assert [status for _, _, status in routed_run.calls] == [200, 200]
     assert routed_run.calls[0][1] == f"/v1beta/models/{classifier['model']}:generateContent"
     assert routed_run.calls[1][1] == f"/v1beta/models/{main['model']}:streamGenerateContent"
+
+
+def test_one_alias_pattern_sends_all_the_clis_own_model_names_to_the_teams_model(serve, upstream_server):
+    team = serve(MODEL_ALIASES="gemini-*=qwen-turbo", ALLOWED_MODELS="qwen-turbo")
+    run = run_cli(team, upstream_server, agent(final="Routed to the team model."), "Read the README", model=None)
+
+    assert run.returncode == 0, run
+    assert run.output["response"] == "Routed to the team model."
+    assert {chat["model"] for chat in run.chats} == {"qwen-turbo"}
+    assert len(run.calls) >= 2 and all(status == 200 for _, _, status in run.calls)
+    assert all(url.startswith("/v1beta/models/gemini-") for _, url, _ in run.calls)
 
 
 def test_the_router_schema_reaches_the_upstream_as_standard_json_schema(routed_run):

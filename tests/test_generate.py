@@ -3,7 +3,7 @@ request the upstream gets."""
 
 import pytest
 
-from fake_upstream import Json, completion, usage
+from fake_upstream import Json, completion, tool_call, usage
 from helpers import KEY, error_of, hello
 
 PATH = "/v1beta/models/qwen-turbo:generateContent"
@@ -152,6 +152,31 @@ def test_finish_reason_table(gemini, upstream, upstream_reason, gemini_reason):
     assert candidate["content"]["parts"] == [{"text": "some text"}]
 
 
+CUT_WEATHER = ("The function call get_weather was cut off by the output token limit before its arguments were "
+               "complete, and was dropped")
+
+
+@pytest.mark.parametrize("upstream_reason, gemini_reason, message", [
+    # llama.cpp when max_tokens falls inside a call: the token limit wins, the cut call is dropped
+    ("length", "MAX_TOKENS", CUT_WEATHER),
+    ("tool_calls", "MALFORMED_FUNCTION_CALL",
+     'Malformed function call get_weather: arguments are not a JSON object: {"city": "Par'),
+])
+def test_a_call_with_truncated_arguments(gemini, upstream, upstream_reason, gemini_reason, message):
+    upstream.reply(Json(completion("Let me check.", finish=upstream_reason,
+                                   tool_calls=[tool_call("get_weather", '{"city": "Par', "call_1")])))
+
+    response = gemini(PATH, {**hello("Weather in Paris?"), "generationConfig": {"maxOutputTokens": 20}})
+
+    assert response.status_code == 200
+    assert response.json()["candidates"] == [{
+        "content": {"parts": [{"text": "Let me check."}], "role": "model"},
+        "finishReason": gemini_reason,
+        "finishMessage": message,
+        "index": 0,
+    }]
+
+
 def test_several_choices_become_indexed_candidates(gemini, upstream):
     answer = completion()
     answer["choices"] = [_choice(0, "first"), _choice(1, "second", "length"), _choice(2, "third")]
@@ -279,3 +304,71 @@ def test_invalid_request_never_reaches_the_upstream(gemini, upstream):
     assert error["status"] == "INVALID_ARGUMENT"
     assert "generationConfig.temperature" in error["message"]
     assert upstream.chat_requests == []
+
+
+# --- fields with an OpenAI equivalent ------------------------------------------------------------
+
+PNG = "iVBORw0KGgo="
+
+
+@pytest.mark.parametrize("tier,expected", [("flex", "flex"), ("priority", "priority"), ("standard", "default")])
+def test_service_tier_reaches_the_upstream(gemini, upstream, tier, expected):
+    response = gemini(PATH, {**hello(), "serviceTier": tier})
+
+    assert response.status_code == 200, response.text
+    assert upstream.last == {"model": "qwen-turbo", "messages": [{"role": "user", "content": "Hello"}],
+                             "service_tier": expected}
+
+
+def test_unknown_service_tier_is_refused_before_the_upstream(gemini, upstream):
+    response = gemini(PATH, {**hello(), "serviceTier": "turbo"})
+
+    assert response.status_code == 400
+    assert error_of(response)["message"].startswith("serviceTier: ")
+    assert upstream.chat_requests == []
+
+
+def test_media_resolution_becomes_image_detail(gemini, upstream):
+    image = {"inlineData": {"mimeType": "image/png", "data": PNG}}
+    body = {"contents": [{"role": "user", "parts": [
+        {"text": "Compare"}, image, {**image, "mediaResolution": {"level": "MEDIA_RESOLUTION_HIGH", "numTokens": 280}}]}],
+        "generationConfig": {"mediaResolution": "MEDIA_RESOLUTION_LOW"}}
+
+    response = gemini(PATH, body)
+
+    assert response.status_code == 200, response.text
+    assert upstream.last["messages"] == [{"role": "user", "content": [
+        {"type": "text", "text": "Compare"},
+        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}", "detail": "low"}},
+        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}", "detail": "high"}},
+    ]}]
+
+
+@pytest.mark.parametrize("mime_type", ["video/mp4", "audio/ogg"])
+def test_inline_media_openai_cannot_take_is_a_400_naming_the_field(gemini, upstream, mime_type):
+    body = {"contents": [{"role": "user", "parts": [{"text": "What is this?"},
+                                                     {"inlineData": {"mimeType": mime_type, "data": "AAAA"}}]}]}
+
+    response = gemini(PATH, body)
+
+    assert response.status_code == 400
+    error = error_of(response)
+    assert error["status"] == "INVALID_ARGUMENT"
+    assert error["message"].startswith(
+        f"contents[0].parts[1].inlineData.mimeType: {mime_type} cannot be passed to this endpoint's "
+        "OpenAI-compatible upstream")
+    assert upstream.chat_requests == []
+
+
+def test_code_execution_history_keeps_its_fence_closed(gemini, upstream):
+    body = {"contents": [
+        {"role": "user", "parts": [{"text": "What is 1?"}]},
+        {"role": "model", "parts": [{"text": "Running:"}, {"executableCode": {"language": "PYTHON", "code": "print(1)"}},
+                                    {"codeExecutionResult": {"outcome": "OUTCOME_OK", "output": "1"}}, {"text": "It is 1."}]},
+        {"role": "user", "parts": [{"text": "Thanks"}]}]}
+
+    gemini(PATH, body)
+
+    assert upstream.last["messages"][1] == {
+        "role": "assistant",
+        "content": "Running:\n```python\nprint(1)\n```\nCode execution result (OUTCOME_OK):\n1\nIt is 1."}

@@ -36,6 +36,10 @@ def reply(name, response, id=None):
     return {"functionResponse": value}
 
 
+CODE = {"executableCode": {"language": "PYTHON", "code": "print(1)"}}
+RESULT = {"codeExecutionResult": {"outcome": "OUTCOME_OK", "output": "1"}}
+
+
 MESSAGES = [
     ("single user turn, no role", [{"parts": [{"text": "hi"}]}], [{"role": "user", "content": "hi"}]),
     ("text parts of a user turn join with newlines", [user("a", "b")], [{"role": "user", "content": "a\nb"}]),
@@ -51,10 +55,25 @@ MESSAGES = [
     ("thoughtSignature is accepted and dropped",
      [user("q"), model({"text": "a", "thoughtSignature": "c2ln"})],
      [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]),
-    ("code execution history becomes text", [user("q"), model({"executableCode": {"language": "PYTHON", "code": "print(1)"}},
-                                                               {"codeExecutionResult": {"outcome": "OUTCOME_OK", "output": "1"}})],
+    ("code execution history becomes text, the fence closed on its own line before the result",
+     [user("q"), model(CODE, RESULT)],
      [{"role": "user", "content": "q"},
-      {"role": "assistant", "content": "```python\nprint(1)\n```Code execution result (OUTCOME_OK):\n1"}]),
+      {"role": "assistant", "content": "```python\nprint(1)\n```\nCode execution result (OUTCOME_OK):\n1"}]),
+    ("code and its result stand on lines of their own between the text of a model turn",
+     [user("q"), model("Let me run it:", CODE, RESULT, "So it prints 1.")],
+     [{"role": "user", "content": "q"},
+      {"role": "assistant", "content": "Let me run it:\n```python\nprint(1)\n```\nCode execution result (OUTCOME_OK):\n1\n"
+                                       "So it prints 1."}]),
+    ("no newline is added where the text already has one",
+     [user("q"), model("Run:\n", CODE, {"codeExecutionResult": {"outcome": "OUTCOME_OK", "output": "1\n"}}, "Done.")],
+     [{"role": "user", "content": "q"},
+      {"role": "assistant", "content": "Run:\n```python\nprint(1)\n```\nCode execution result (OUTCOME_OK):\n1\nDone."}]),
+    ("streamed deltas around code still join exactly; empty deltas add nothing",
+     [user("q"), model("Ru"), model("n", ""), model(CODE), model("", "Do"), model("ne.")],
+     [{"role": "user", "content": "q"},
+      {"role": "assistant", "content": "Run\n```python\nprint(1)\n```\nDone."}]),
+    ("code in a user turn is a line of its own too", [user("see", CODE, RESULT, "ok?")],
+     [{"role": "user", "content": "see\n```python\nprint(1)\n```\nCode execution result (OUTCOME_OK):\n1\nok?"}]),
 ]
 
 
@@ -100,6 +119,35 @@ GENERATION_CONFIG = [
 def test_generation_config(config, expected):
     request, _ = translate({"contents": [user("hi")], "generationConfig": config})
     assert {k: v for k, v in request.items() if k not in ("model", "messages")} == expected
+
+
+SERVICE_TIER = [
+    ("flex", {"service_tier": "flex"}),
+    ("priority", {"service_tier": "priority"}),
+    ("standard", {"service_tier": "default"}),
+    ("unspecified", {}),
+    ("SERVICE_TIER_FLEX", {"service_tier": "flex"}),  # what Java and .NET SDKs sent before
+    ("SERVICE_TIER_PRIORITY", {"service_tier": "priority"}),
+    ("SERVICE_TIER_STANDARD", {"service_tier": "default"}),
+    ("SERVICE_TIER_UNSPECIFIED", {}),
+]
+
+
+@pytest.mark.parametrize("tier,expected", SERVICE_TIER)
+def test_service_tier(tier, expected):
+    request, _ = translate({"contents": [user("hi")], "serviceTier": tier})
+    assert {k: v for k, v in request.items() if k not in ("model", "messages")} == expected
+
+
+def test_service_tier_in_snake_case_from_the_python_sdk():
+    assert translate({"contents": [user("hi")], "service_tier": "flex"})[0]["service_tier"] == "flex"
+
+
+@pytest.mark.parametrize("tier", ["FLEX", "default", "auto", "", 2])
+def test_service_tiers_google_does_not_have_are_refused(tier):
+    with pytest.raises(InvalidArgument) as caught:
+        translate({"contents": [user("hi")], "serviceTier": tier})
+    assert caught.value.message.startswith("serviceTier: ")
 
 
 def test_only_stream_requests_ask_for_a_stream_with_usage():
@@ -180,6 +228,114 @@ MEDIA = [
     ({"fileData": {"fileUri": "https://example.com/cat.jpg?x=1"}},
      {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg?x=1"}}),
 ]
+
+
+IMAGE = {"inlineData": {"mimeType": "image/png", "data": PNG}}
+IMAGE_URL = f"data:image/png;base64,{PNG}"
+LOW, MEDIUM, HIGH = "MEDIA_RESOLUTION_LOW", "MEDIA_RESOLUTION_MEDIUM", "MEDIA_RESOLUTION_HIGH"
+
+
+def level(name, **more):
+    return {"mediaResolution": {"level": name, **more}}
+
+
+# (generationConfig.mediaResolution, the part's own mediaResolution, the image_url sent)
+MEDIA_RESOLUTION = [
+    (LOW, {}, {"url": IMAGE_URL, "detail": "low"}),
+    (HIGH, {}, {"url": IMAGE_URL, "detail": "high"}),
+    (MEDIUM, {}, {"url": IMAGE_URL}),  # no OpenAI level between low and high: "auto"
+    ("MEDIA_RESOLUTION_UNSPECIFIED", {}, {"url": IMAGE_URL}),
+    (None, level(LOW), {"url": IMAGE_URL, "detail": "low"}),
+    (None, level("MEDIA_RESOLUTION_ULTRA_HIGH"), {"url": IMAGE_URL, "detail": "high"}),
+    (LOW, level(HIGH), {"url": IMAGE_URL, "detail": "high"}),  # the part's own level wins
+    (LOW, level(MEDIUM), {"url": IMAGE_URL}),
+    (LOW, level("MEDIA_RESOLUTION_UNSPECIFIED"), {"url": IMAGE_URL, "detail": "low"}),  # unset: the config's
+    (HIGH, {"mediaResolution": {"numTokens": 64}}, {"url": IMAGE_URL, "detail": "high"}),  # numTokens: ignored
+    (None, level(LOW, numTokens=64), {"url": IMAGE_URL, "detail": "low"}),
+]
+
+
+@pytest.mark.parametrize("config,own,expected", MEDIA_RESOLUTION)
+def test_media_resolution_is_image_detail(config, own, expected):
+    body = {"contents": [user("look", {**IMAGE, **own})]}
+    if config:
+        body["generationConfig"] = {"mediaResolution": config}
+    request, _ = translate(body)
+    assert request["messages"] == [{"role": "user", "content": [
+        {"type": "text", "text": "look"}, {"type": "image_url", "image_url": expected}]}]
+    assert set(request) == {"model", "messages"}
+
+
+def test_media_resolution_of_an_image_by_uri():
+    part = {"fileData": {"mimeType": "image/png", "fileUri": "https://example.com/cat"}, **level(LOW)}
+    request, _ = translate({"contents": [user(part)]})
+    assert request["messages"][0]["content"] == [
+        {"type": "image_url", "image_url": {"url": "https://example.com/cat", "detail": "low"}}]
+
+
+def test_media_resolution_of_function_response_images():
+    response = {"functionResponse": {"name": "shot", "response": {}, "parts": [
+        {"inlineData": {"mimeType": "image/png", "data": PNG}},
+        {"fileData": {"mimeType": "image/jpeg", "fileUri": "https://x/a.jpg"}}]}}
+    contents = [user("q"), model(call("shot", id="c1")), user({**response, **level(HIGH)})]
+    request, _ = translate({"contents": contents, "generationConfig": {"mediaResolution": LOW}})
+    assert request["messages"][-1] == {"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": IMAGE_URL, "detail": "high"}},
+        {"type": "image_url", "image_url": {"url": "https://x/a.jpg", "detail": "high"}}]}
+    request, _ = translate({"contents": contents[:2] + [user(response)], "generationConfig": {"mediaResolution": LOW}})
+    assert request["messages"][-1]["content"][0] == {"type": "image_url", "image_url": {"url": IMAGE_URL, "detail": "low"}}
+
+
+def test_media_resolution_leaves_other_media_as_they_are():
+    parts = [{"inlineData": {"mimeType": "application/pdf", "data": "JVBERg=="}, **level(LOW)},
+             {"inlineData": {"mimeType": "audio/wav", "data": "AAAA"}}]
+    request, _ = translate({"contents": [user(*parts)], "generationConfig": {"mediaResolution": HIGH}})
+    assert request["messages"][0]["content"] == [
+        {"type": "file", "file": {"filename": "file.pdf", "file_data": "data:application/pdf;base64,JVBERg=="}},
+        {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}]
+
+
+def test_media_resolution_in_snake_case_from_the_python_sdk():
+    part = {"inline_data": {"mime_type": "image/png", "data": PNG}, "media_resolution": {"level": LOW, "num_tokens": 8}}
+    request, _ = translate({"contents": [{"role": "user", "parts": [part]}]})
+    assert request["messages"][0]["content"] == [{"type": "image_url", "image_url": {"url": IMAGE_URL, "detail": "low"}}]
+
+
+# (the part, the field the 400 names, words it says)
+UNSUPPORTED_MEDIA = [
+    ({"inlineData": {"mimeType": "video/mp4", "data": "AAAA"}}, "contents[0].parts[1].inlineData.mimeType",
+     "video/mp4 cannot be passed to this endpoint's OpenAI-compatible upstream"),
+    ({"inlineData": {"mimeType": "VIDEO/WEBM", "data": "AAAA"}}, "contents[0].parts[1].inlineData.mimeType", "video/webm"),
+    ({"inlineData": {"mimeType": "audio/ogg", "data": "AAAA"}}, "contents[0].parts[1].inlineData.mimeType",
+     "audio/ogg cannot be passed to this endpoint's OpenAI-compatible upstream"),
+    ({"inlineData": {"mimeType": "audio/flac", "data": "AAAA"}}, "contents[0].parts[1].inlineData.mimeType", "WAV and MP3"),
+    ({"inlineData": {"mimeType": "audio/L16;codec=pcm;rate=24000", "data": "AAAA"}},
+     "contents[0].parts[1].inlineData.mimeType", "audio/l16"),
+    ({"fileData": {"mimeType": "video/mp4", "fileUri": "https://x/v.mp4"}}, "contents[0].parts[1].fileData.mimeType",
+     "video/mp4 cannot be passed to this endpoint's OpenAI-compatible upstream"),
+    ({"fileData": {"fileUri": "https://x/song.ogg"}}, "contents[0].parts[1].fileData.fileUri", "audio/ogg cannot be passed"),
+]
+
+
+@pytest.mark.parametrize("part,path,words", UNSUPPORTED_MEDIA)
+def test_video_and_audio_openai_cannot_take_are_refused(part, path, words):
+    with pytest.raises(InvalidArgument) as caught:
+        translate({"contents": [user("look", part)]})
+    assert caught.value.message.startswith(path + ": ")
+    assert words in caught.value.message
+
+
+def test_function_response_video_is_refused_with_its_field_named():
+    response = {"functionResponse": {"name": "rec", "response": {}, "parts": [
+        {"inlineData": {"mimeType": "video/mp4", "data": "AAAA"}}]}}
+    with pytest.raises(InvalidArgument) as caught:
+        translate({"contents": [user("q"), model(call("rec", id="c1")), user(response)]})
+    assert caught.value.message.startswith("contents[2].parts[0].functionResponse.parts[0].inlineData.mimeType: video/mp4")
+
+
+def test_audio_with_parameters_is_still_wav():
+    request, _ = translate({"contents": [user({"inlineData": {"mimeType": "audio/wav; rate=16000", "data": "AAAA"}})]})
+    assert request["messages"][0]["content"] == [{"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}]
 
 
 def test_text_documents_are_inlined_as_text():
@@ -330,8 +486,8 @@ TOOL_CHOICE = [
     ({"mode": "NONE"}, "none", ["get_weather", "get_time"]),
     ({"mode": "ANY"}, "required", ["get_weather", "get_time"]),
     ({"mode": "VALIDATED"}, "auto", ["get_weather", "get_time"]),
-    ({"mode": "ANY", "allowedFunctionNames": ["get_time"]},
-     {"type": "function", "function": {"name": "get_time"}}, ["get_time"]),
+    ({"mode": "ANY", "allowedFunctionNames": ["get_time"]}, "required", ["get_time"]),  # llama.cpp ignores the object form
+    ({"mode": "AUTO", "allowedFunctionNames": ["get_time"]}, "auto", ["get_time"]),
     ({"mode": "ANY", "allowedFunctionNames": ["get_time", "get_weather"]}, "required", ["get_weather", "get_time"]),
     ({}, None, ["get_weather", "get_time"]),
 ]
@@ -369,7 +525,7 @@ def test_snake_case_declarations_from_the_python_sdk():
     request, _ = translate(body)
     assert request["tools"][0]["function"]["parameters"] == {
         "type": "object", "properties": {"user_name": {"type": "string"}}, "additionalProperties": False}
-    assert request["tool_choice"] == {"type": "function", "function": {"name": "f"}}
+    assert request["tool_choice"] == "required"
 
 
 # --- structured output -------------------------------------------------------------------------

@@ -111,6 +111,63 @@ def test_malformed_arguments_are_reported_as_gemini_does():
     assert candidate["content"]["parts"] == [{"text": ""}]
 
 
+CUT = ("The function call get_weather was cut off by the output token limit before its arguments were complete, "
+       "and was dropped")
+MALFORMED_F = 'Malformed function call f: arguments are not a JSON object: {"a": '
+WEATHER_CALL = {"functionCall": {"id": "c0", "name": "get_weather", "args": {"city": "Oslo"}}}
+
+# (case, text, calls as (name, arguments), upstream finish, parts, finishReason, finishMessage or None)
+TRUNCATED_CALLS = [
+    ("length cuts the only call: dropped, text kept", "Checking.", [("get_weather", '{"city": "Par')], "length",
+     [{"text": "Checking."}], "MAX_TOKENS", CUT),
+    ("length cuts the only call, no text: an empty text part", None, [("get_weather", '{"city": ')], "length",
+     [{"text": ""}], "MAX_TOKENS", CUT),
+    ("length cuts the second call: the first is kept", None,
+     [("get_weather", '{"city": "Oslo"}'), ("get_weather", '{"ci')], "length", [WEATHER_CALL], "MAX_TOKENS", CUT),
+    ("length, but an earlier call is malformed too: length still wins", None,
+     [("f", '{"a": '), ("get_weather", "{")], "length", [{"text": ""}], "MAX_TOKENS", MALFORMED_F + "; " + CUT),
+    ("length with whole calls: nothing to report", None, [("get_weather", '{"city": "Oslo"}')], "length",
+     [WEATHER_CALL], "MAX_TOKENS", None),
+    ("tool_calls with truncated arguments stays malformed", None, [("f", '{"a": ')], "tool_calls",
+     [{"text": ""}], "MALFORMED_FUNCTION_CALL", MALFORMED_F),
+    ("stop with truncated arguments stays malformed", "x", [("f", '{"a": ')], "stop",
+     [{"text": "x"}], "MALFORMED_FUNCTION_CALL", MALFORMED_F),
+    ("no finish reason with truncated arguments stays malformed", None, [("f", '{"a": ')], None,
+     [{"text": ""}], "MALFORMED_FUNCTION_CALL", MALFORMED_F),
+]
+
+
+@pytest.mark.parametrize("case,text,made,finish,parts,reason,message", TRUNCATED_CALLS, ids=[t[0] for t in TRUNCATED_CALLS])
+def test_truncated_calls_whole(case, text, made, finish, parts, reason, message):
+    answer = completion(text, finish=finish, tool_calls=[tool_call(name, arguments, f"c{position}")
+                                                         for position, (name, arguments) in enumerate(made)])
+    candidate = gemini_response(answer, OPTIONS)["candidates"][0]
+    assert candidate["content"]["parts"] == parts
+    assert candidate["finishReason"] == reason
+    assert candidate.get("finishMessage") == message
+
+
+@pytest.mark.parametrize("case,text,made,finish,parts,reason,message", TRUNCATED_CALLS, ids=[t[0] for t in TRUNCATED_CALLS])
+def test_truncated_calls_streamed(case, text, made, finish, parts, reason, message):
+    deltas = [chunk({"content": text})] if text else []
+    for position, (name, arguments) in enumerate(made):  # each call in two fragments, as llama.cpp sends them
+        deltas += [frag(position, f"c{position}", name, arguments[:2]), frag(position, arguments=arguments[2:])]
+    deltas.append(chunk({}, finish=finish))
+    out = run(deltas + [chunk(choices=[], usage_=usage())])
+    streamed = [p for c in out for p in c["candidates"][0]["content"]["parts"] if p != {"text": ""}]
+    assert streamed == [p for p in parts if p != {"text": ""}]
+    assert last(out)["content"]["parts"][-1] == {"text": ""}  # the final chunk still has a part
+    assert last(out)["finishReason"] == reason
+    assert last(out).get("finishMessage") == message
+
+
+def test_a_choice_without_index_keeps_its_position_whatever_its_calls():
+    answer = completion("a")
+    answer["choices"].append({"message": {"role": "assistant", "content": None, "tool_calls": [
+        tool_call("f", "{}", "c1"), tool_call("g", "{}", "c2"), tool_call("h", "{}", "c3")]}, "finish_reason": "tool_calls"})
+    assert [c["index"] for c in gemini_response(answer, OPTIONS)["candidates"]] == [0, 1]
+
+
 def test_text_enum_answers_are_unwrapped():
     options = ResponseOptions(model="m", enum_answer=True)
     assert gemini_response(completion('{"value": "neg"}'), options)["candidates"][0]["content"]["parts"] == [{"text": "neg"}]

@@ -1,5 +1,6 @@
 """Routing over real HTTP: which paths and methods reach the upstream, and the Gemini error every other
-path gets (400 for a bad model ID, 404 for unknown paths and actions, 405 for a wrong method).
+path gets (400 for a bad model ID, 404 for unknown paths and actions, and 404 with ``Allow`` for a wrong
+method, as Google's front end answers it).
 
 Paths are sent byte-for-byte with http.client: requests/urllib3 would normalise ``a/../b`` and
 re-encode some characters, and the point here is what the function does with the path as sent."""
@@ -227,7 +228,7 @@ def test_framework_paths_answer_in_the_json_envelope_never_html(function, upstre
     assert upstream.requests == []
 
 
-# --- wrong method: 405 UNIMPLEMENTED with Allow: POST ------------------------------------------
+# --- wrong method: 404 NOT_FOUND (as Google answers it) with Allow: POST ----------------------
 
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH", "OPTIONS"])
 @pytest.mark.parametrize("path, action", [
@@ -235,19 +236,19 @@ def test_framework_paths_answer_in_the_json_envelope_never_html(function, upstre
     ("/gemini/v1/models/Qwen/Qwen3-8B%3AgenerateContent", "generateContent"),
     ("/v1alpha/models/qwen-turbo:streamGenerateContent?alt=sse", "streamGenerateContent"),
 ])
-def test_wrong_method_is_405_unimplemented_with_allow_post(function, upstream, method, path, action):
+def test_wrong_method_is_404_not_found_with_allow_post(function, upstream, method, path, action):
     response = send(function, method, path, body=None if method == "GET" else HELLO)
     error = error_of(response)
-    assert response.status_code == 405
-    assert error["status"] == "UNIMPLEMENTED"
+    assert response.status_code == 404
+    assert error["status"] == "NOT_FOUND"
     assert response.headers["Allow"] == "POST"
-    assert action in error["message"] and method in error["message"]
+    assert action in error["message"] and error["message"].endswith(f" must be called with POST, not {method}.")
     assert upstream.requests == []
 
 
-def test_head_on_generate_content_is_405_with_allow_post(function, upstream):
+def test_head_on_generate_content_is_404_with_allow_post(function, upstream):
     response = send(function, "HEAD", "/v1beta/models/qwen-turbo:generateContent", body=None)
-    assert response.status_code == 405
+    assert response.status_code == 404
     assert response.headers["Allow"] == "POST"
     assert response.headers["Content-Type"].startswith("application/json")
     assert response.content == b""

@@ -131,6 +131,16 @@ def test_generate_content_stream_yields_deltas_then_finish_and_usage(sdk, upstre
     assert sent["messages"] == [{"role": "user", "content": "Greet me"}]
 
 
+def test_line_separators_stream_through_whole(sdk, upstream):
+    pieces = ["one\u2028two", "\u2029three\u0085", "four"]
+    upstream.reply(Stream(text_stream(pieces)))
+
+    chunks = list(sdk.client.models.generate_content_stream(model=MODEL, contents="Separate"))
+
+    assert [c.text for c in chunks[:-1]] == pieces
+    assert chunks[-1].candidates[0].finish_reason == types.FinishReason.STOP
+
+
 # --- chats --------------------------------------------------------------------------------------
 
 def test_chat_send_message_twice_sends_the_history(sdk, upstream):
@@ -234,7 +244,8 @@ def test_429_retry_info_reaches_the_sdk(sdk_no_retry, upstream):
 @pytest.mark.parametrize("error_event, code, error_class, fragment", [
     ({"error": {"message": "EngineCore died", "type": "InternalServerError", "param": None, "code": 500}}, 500,
      errors.ServerError, "EngineCore died"),
-    ({"error": {"message": "The server had an error while processing your request.", "type": "server_error"}}, 502,
+    # No HTTP code in the event: taken as a gateway failure (502), which Google answers 503 UNAVAILABLE.
+    ({"error": {"message": "The server had an error while processing your request.", "type": "server_error"}}, 503,
      errors.ServerError, "The server had an error"),
     ({"error": {"message": "context too long", "type": "invalid_request_error", "code": 400}}, 400,
      errors.ClientError, "context too long"),
@@ -277,7 +288,8 @@ def test_truncated_stream_raises_instead_of_ending_quietly(sdk, upstream):
     with pytest.raises(errors.APIError) as raised:
         list(sdk.client.models.generate_content_stream(model=MODEL, contents="Hi"))
 
-    assert raised.value.code == 502
+    assert raised.value.code == 500 and raised.value.status == "INTERNAL"
+    assert "ended before the answer was complete" in raised.value.message
 
 
 def test_invalid_config_is_a_400_naming_the_field(sdk, upstream):

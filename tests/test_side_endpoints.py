@@ -8,6 +8,8 @@ from google import genai
 from google.genai import errors, types
 
 from fake_upstream import Json, completion, usage
+from gemini_compat.embeddings import embedding_vectors
+from gemini_compat.models import gemini_model
 from helpers import KEY, error_of
 
 MANY = [{"id": f"model-{n}", "object": "model", "owned_by": "nexusflow"} for n in range(7)]
@@ -53,6 +55,37 @@ def test_pagination_on_the_wire(function, upstream, many_models):
 def test_bad_pagination_parameters(function, upstream, params, field):
     response = get(function, "/v1/models", **params)
     assert response.status_code == 400 and error_of(response)["message"].startswith(field)
+
+
+LLAMA_CPP = {"id": "qwen3-8b.gguf", "object": "model", "owned_by": "llamacpp",
+             "meta": {"vocab_type": 2, "n_vocab": 151936, "n_ctx_train": 32768, "n_ctx": 4096, "n_embd": 4096}}
+VLLM = {"id": "Qwen/Qwen3-8B", "object": "model", "owned_by": "vllm", "max_model_len": 40960}
+OPENROUTER = {"id": "qwen/qwen3-8b", "context_length": 131072, "top_provider": {"max_completion_tokens": 16384}}
+
+TOKEN_LIMITS = [
+    ("llama.cpp: the server's n_ctx, not n_ctx_train", LLAMA_CPP, 4096, None),
+    ("llama.cpp without n_ctx: n_ctx_train", {"id": "m", "meta": {"n_ctx_train": 32768}}, 32768, None),
+    ("vLLM", VLLM, 40960, None),
+    ("OpenRouter", OPENROUTER, 131072, 16384),
+    ("LiteLLM", {"id": "m", "max_input_tokens": 1000, "max_output_tokens": 200}, 1000, 200),
+    ("none", {"id": "m", "meta": None, "context_length": "big"}, None, None),
+]
+
+
+@pytest.mark.parametrize("case,entry,input_limit,output_limit", TOKEN_LIMITS, ids=[t[0] for t in TOKEN_LIMITS])
+def test_token_limits_of_each_server(case, entry, input_limit, output_limit):
+    model = gemini_model(entry)
+    assert (model.get("inputTokenLimit"), model.get("outputTokenLimit")) == (input_limit, output_limit)
+
+
+def test_token_limits_through_the_models_list(function, upstream):
+    saved, upstream.models = upstream.models, [LLAMA_CPP, VLLM, OPENROUTER]
+    try:
+        listed = get(function, "/v1beta/models").json()["models"]
+    finally:
+        upstream.models = saved
+    assert [(m["name"], m.get("inputTokenLimit"), m.get("outputTokenLimit")) for m in listed] == [
+        ("models/qwen3-8b.gguf", 4096, None), ("models/Qwen/Qwen3-8B", 40960, None), ("models/qwen/qwen3-8b", 131072, 16384)]
 
 
 def test_models_get(client, upstream):
@@ -106,10 +139,19 @@ def test_count_tokens_of_a_whole_generate_content_request(function, upstream):
     assert sent["max_tokens"] == 1 and "n" not in sent
 
 
+def test_count_tokens_with_both_forms_counts_the_generate_content_request(function, upstream):
+    # Google: contents "is ignored when generateContentRequest is set".
+    upstream.reply(Json(completion("x", usage_=usage(prompt=9, completion=1))))
+    body = {"contents": [{"parts": [{"text": "ignored"}]}],
+            "generateContentRequest": {"contents": [{"parts": [{"text": "counted"}]}]}}
+    response = requests.post(function.url + "/v1beta/models/qwen-turbo:countTokens", json=body,
+                             headers={"x-goog-api-key": KEY})
+    assert response.json() == {"totalTokens": 9}
+    assert upstream.last["messages"] == [{"role": "user", "content": "counted"}]
+
+
 @pytest.mark.parametrize("body,message", [
-    ({}, "exactly one of contents, generateContentRequest"),
-    ({"contents": [{"parts": [{"text": "a"}]}], "generateContentRequest": {"contents": [{"parts": [{"text": "a"}]}]}},
-     "exactly one of"),
+    ({}, "must have contents or generateContentRequest"),
     ({"contents": [{"parts": [{"txt": "a"}]}]}, "contents[0].parts[0].txt"),
 ])
 def test_bad_count_tokens_requests(function, upstream, body, message):
@@ -124,7 +166,8 @@ def test_count_tokens_without_usage_from_the_upstream(function, upstream):
     upstream.reply(Json(answer))
     response = requests.post(function.url + "/v1/models/qwen-turbo:countTokens",
                              json={"contents": [{"parts": [{"text": "a"}]}]}, headers={"x-goog-api-key": KEY})
-    assert response.status_code == 502 and "count" in error_of(response)["message"]
+    error = error_of(response)
+    assert (response.status_code, error["status"]) == (500, "INTERNAL") and "count" in error["message"]
 
 
 def test_embed_content_through_the_sdk_is_a_batch(client, upstream):
@@ -146,6 +189,33 @@ def test_batch_with_mixed_dimensions_keeps_the_order(function, upstream):
     assert [len(e["values"]) for e in embeddings] == [2, 4, 2]
     calls = [r["json"] for r in upstream.requests if r["path"].endswith("/embeddings")]
     assert calls == [{"model": "emb", "input": ["a", "ccc\nd"], "dimensions": 2}, {"model": "emb", "input": ["bb"]}]
+
+
+def _embeddings_answer(*vectors):
+    return {"object": "list", "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]}
+
+
+@pytest.mark.parametrize("dimensions,expected", [
+    (2, [[0.5, 0.25], [1.0, 2.0]]),  # more than asked (llama.cpp ignores dimensions): the first N, not re-normalised
+    (4, [[0.5, 0.25, 0.125, 0.0625], [1.0, 2.0, 3.0]]),  # exactly, or fewer than asked: as they came, not padded
+    (None, [[0.5, 0.25, 0.125, 0.0625], [1.0, 2.0, 3.0]]),
+])
+def test_embedding_vectors_are_cut_to_the_asked_dimensions(dimensions, expected):
+    answer = _embeddings_answer([0.5, 0.25, 0.125, 0.0625], [1.0, 2.0, 3.0])
+    assert embedding_vectors(answer, 2, dimensions) == expected
+
+
+def test_an_upstream_that_ignores_dimensions_is_truncated(function, upstream):
+    upstream.reply(Json(_embeddings_answer([0.5, 0.25, 0.125, 0.0625, 0.5], [1.0, 2.0])),
+                   Json(_embeddings_answer([9.0, 8.0, 7.0])))
+    body = {"requests": [
+        {"model": "models/emb", "content": {"parts": [{"text": "a"}]}, "outputDimensionality": 3},
+        {"model": "models/emb", "content": {"parts": [{"text": "bb"}]}, "outputDimensionality": 3},
+        {"model": "models/emb", "content": {"parts": [{"text": "c"}]}}]}
+    response = requests.post(function.url + "/v1beta/models/emb:batchEmbedContents", json=body,
+                             headers={"x-goog-api-key": KEY})
+    assert response.json() == {"embeddings": [
+        {"values": [0.5, 0.25, 0.125]}, {"values": [1.0, 2.0]}, {"values": [9.0, 8.0, 7.0]}]}
 
 
 def test_embed_content_single(function, upstream):
@@ -182,13 +252,18 @@ def test_async_client_side_endpoints(function, upstream):
     assert count.total_tokens == 5 and len(embedded.embeddings) == 1 and listed[0].name == "models/qwen-turbo"
 
 
-@pytest.mark.parametrize("method,path,status", [
-    ("POST", "/v1/models", 405), ("DELETE", "/v1/models/qwen-turbo", 405), ("GET", "/v1/models/qwen-turbo:listModels", 404),
-    ("GET", "/v1/models/qwen-turbo:countTokens", 405), ("GET", "/v1/models/a..b", 400),
+# A wrong method is a 404 as Google answers it, told apart from an unknown path by its Allow header.
+@pytest.mark.parametrize("method,path,status,allow", [
+    ("POST", "/v1/models", 404, "GET"), ("DELETE", "/v1/models/qwen-turbo", 404, "GET"),
+    ("GET", "/v1/models/qwen-turbo:listModels", 404, None),
+    ("GET", "/v1/models/qwen-turbo:countTokens", 404, "POST"), ("GET", "/v1/models/a..b", 400, None),
 ])
-def test_side_routes(function, upstream, method, path, status):
+def test_side_routes(function, upstream, method, path, status, allow):
     response = requests.request(method, function.url + path, headers={"x-goog-api-key": KEY})
     assert response.status_code == status and error_of(response)
+    assert response.headers.get("Allow") == allow
+    if allow:
+        assert error_of(response)["message"].endswith(f" must be called with {allow}, not {method}.")
     assert upstream.requests == []
 
 

@@ -75,13 +75,18 @@ def assert_clean_answer(events, text, finish="STOP"):
     assert "finishReason" in events[-1]["candidates"][0]
 
 
+# google.rpc.Code's HTTP mapping, for the codes the streams here end with.
+GOOGLE_STATUS = {400: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE",
+                 504: "DEADLINE_EXCEEDED"}
+
+
 def assert_error_last(events, code, text_before=None, message=None):
     """A failed stream: an error event last, after the text; never a finishReason."""
     error = events[-1]
     assert list(error) == ["error"], error
     assert error["error"]["code"] == code
     assert isinstance(error["error"]["code"], int)
-    assert error["error"]["status"].isupper()
+    assert error["error"]["status"] == GOOGLE_STATUS[code]
     if message:
         assert message in error["error"]["message"]
     assert finishes(events) == []
@@ -343,9 +348,9 @@ def test_eof_without_finish_or_done_is_an_error_event_sse(function, upstream, ch
 
     assert response.status_code == 200
     events = sse_events(response.content)
-    assert_error_last(events, 502, text_before="cut off")
+    assert_error_last(events, 500, text_before="cut off")
     # The Python SDK recognises a mid-stream error only when the event starts exactly like this.
-    assert response.content.split(b"\r\n\r\n")[-2].startswith(b'data: {"error":{"code":502,')
+    assert response.content.split(b"\r\n\r\n")[-2].startswith(b'data: {"error":{"code":500,')
 
 
 def test_eof_without_finish_or_done_is_a_last_array_element(function, upstream):
@@ -353,16 +358,18 @@ def test_eof_without_finish_or_done_is_a_last_array_element(function, upstream):
 
     events = array(function)  # still valid JSON
 
-    assert_error_last(events, 502, text_before="cut off")
-    assert events[-1]["error"]["status"] == "UNAVAILABLE"
+    assert_error_last(events, 500, text_before="cut off")
+    assert events[-1]["error"]["status"] == "INTERNAL"
 
 
 # --- errors in the stream -----------------------------------------------------------------------
 
+# An upstream error without an HTTP code of its own counts as a gateway failure (502), which Google
+# answers 503 UNAVAILABLE; a finish_reason "error" with no error at all is untranslatable, 500 INTERNAL.
 MID_STREAM_ERRORS = {
     "openai": ([{"error": {"message": "The server had an error while processing your request. Sorry about that!",
                            "type": "server_error"}}],
-               502, "The server had an error"),
+               503, "The server had an error"),
     "vllm": ([{"error": {"message": "EngineCore died", "type": "InternalServerError", "param": None, "code": 500}},
               "[DONE]"],
              500, "EngineCore died"),
@@ -370,12 +377,12 @@ MID_STREAM_ERRORS = {
                      "model": "gpt-3.5-turbo", "provider": "openai",
                      "error": {"code": "server_error", "message": "Provider disconnected unexpectedly"},
                      "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}]}],
-                   502, "Provider disconnected unexpectedly"),
+                   503, "Provider disconnected unexpectedly"),
     "openrouter-numeric-empty-choices": ([{"id": "gen-1", "object": "chat.completion.chunk", "choices": [],
                                            "error": {"code": 502, "message": "Network connection lost.",
                                                      "metadata": {"error_type": "provider_unavailable"}}}],
-                                         502, "Network connection lost."),
-    "openrouter-finish-error-only": ([chunk({"content": ""}, finish="error")], 502, None),
+                                         503, "Network connection lost."),
+    "openrouter-finish-error-only": ([chunk({"content": ""}, finish="error")], 500, None),
     "llama.cpp-error-field": (['error: {"code":400,"message":"the request exceeds the available context size. '
                                'try increasing the context size or enable context shift",'
                                '"type":"invalid_request_error"}\n\n', "[DONE]"],
@@ -439,7 +446,7 @@ def test_error_after_output_is_never_retried(function, upstream):
 
     events = sse(function)
 
-    assert_error_last(events, 502, text_before="partial")
+    assert_error_last(events, 503, text_before="partial")
     assert len(upstream.chat_requests) == 1
 
 
@@ -450,16 +457,17 @@ def test_upstream_dropped_mid_stream_is_an_error_event(function, upstream, frami
 
     events = read(function, framing)
 
-    assert_error_last(events, 502, text_before="half")
+    assert_error_last(events, 500, text_before="half")
+    assert events[-1]["error"]["status"] == "INTERNAL"
 
 
-def test_upstream_dropped_before_output_is_http_502(function, upstream):
+def test_upstream_dropped_before_output_is_http_500(function, upstream):
     upstream.reply(Stream([ROLE, Disconnect()]))
 
     response = post_stream(function, SSE, hello())
 
-    assert response.status_code == 502
-    assert error_of(response)["status"] == "UNAVAILABLE"
+    assert response.status_code == 500
+    assert error_of(response)["status"] == "INTERNAL"
 
 
 # --- other upstream behaviours ------------------------------------------------------------------
@@ -495,6 +503,35 @@ def test_stream_finish_reasons(function, upstream, upstream_reason, gemini_reaso
     upstream.reply(Stream([ROLE, chunk({"content": "x"}), chunk({}, finish=upstream_reason), "[DONE]"]))
 
     assert_clean_answer(sse(function), "x", finish=gemini_reason)
+
+
+def _call_fragment(arguments, name=None):
+    call = {"index": 0, "function": {"arguments": arguments}}
+    if name:
+        call.update(id="call_1", type="function")
+        call["function"]["name"] = name
+    return chunk({"tool_calls": [call]})
+
+
+@pytest.mark.parametrize("upstream_reason, gemini_reason, message", [
+    # llama.cpp when max_tokens falls inside a call: the token limit wins, the cut call is dropped
+    ("length", "MAX_TOKENS", "The function call get_weather was cut off by the output token limit before its "
+                             "arguments were complete, and was dropped"),
+    ("tool_calls", "MALFORMED_FUNCTION_CALL",
+     'Malformed function call get_weather: arguments are not a JSON object: {"city": "Par'),
+])
+def test_a_streamed_call_with_truncated_arguments(function, upstream, upstream_reason, gemini_reason, message):
+    upstream.reply(Stream([ROLE, chunk({"content": "Let me check."}), _call_fragment("", "get_weather"),
+                           _call_fragment('{"city": '), _call_fragment('"Par'), chunk({}, finish=upstream_reason),
+                           chunk(choices=[], usage_=usage()), "[DONE]"]))
+
+    events = sse(function)
+
+    assert [event["candidates"] for event in events] == [
+        [{"content": {"parts": [{"text": "Let me check."}], "role": "model"}, "index": 0}],
+        [{"content": {"parts": [{"text": ""}], "role": "model"}, "finishReason": gemini_reason, "index": 0,
+          "finishMessage": message}],
+    ]
 
 
 def test_done_without_finish_reason_is_stop(function, upstream):

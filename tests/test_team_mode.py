@@ -5,6 +5,7 @@ import hashlib
 import pytest
 import requests
 
+from fake_upstream import Json
 from helpers import error_of, hello
 
 UPSTREAM_KEY = "sk-team-upstream-secret"
@@ -49,6 +50,18 @@ def test_a_wrong_key_is_refused_like_google_does(team, upstream, key):
     assert (response.status_code, error["status"]) == (400, "INVALID_ARGUMENT")
     assert error["details"][0]["reason"] == "API_KEY_INVALID"
     assert upstream.requests == []
+
+
+def test_an_upstream_401_in_team_mode_is_the_endpoints_fault_not_the_callers(team, upstream):
+    """The upstream refused UPSTREAM_API_KEY: not the caller's key, so no API_KEY_INVALID (which would make
+    clients ask for another key), but 500 INTERNAL naming the setting to fix."""
+    upstream.reply(Json({"error": {"message": "Invalid API key.", "code": "invalid_api_key"}}, status=401))
+    response = post(team, headers={"x-goog-api-key": ALICE})
+    error = error_of(response)
+    assert (response.status_code, error["status"]) == (500, "INTERNAL")
+    assert error["message"] == "The upstream refused this endpoint's UPSTREAM_API_KEY: Invalid API key."
+    assert "details" not in error and UPSTREAM_KEY not in response.text
+    assert len(upstream.chat_requests) == 1
 
 
 def test_no_key_is_refused(team, upstream):
@@ -99,7 +112,7 @@ def test_unknown_callers_learn_nothing_about_models(team, upstream):
 def test_cors_is_off_by_default(function, upstream):
     response = requests.options(function.url + "/v1beta/models/qwen-turbo:generateContent",
                                 headers={"Origin": "https://app.example", "Access-Control-Request-Method": "POST"})
-    assert response.status_code == 405
+    assert response.status_code == 404 and response.headers["Allow"] == "POST"  # a wrong method, as Google answers it
     assert "Access-Control-Allow-Origin" not in response.headers
     ok = requests.post(function.url + "/v1beta/models/qwen-turbo:generateContent", json=hello(),
                        headers={"Origin": "https://app.example", "x-goog-api-key": "k"})

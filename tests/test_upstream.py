@@ -69,23 +69,31 @@ def test_an_error_message_is_redacted_before_it_is_cut():
 
 
 # --- upstream error bodies, whatever their shape ---------------------------------------------------
+# The client gets the code Google would answer (google.rpc.Code's HTTP mapping), never another.
 
 @pytest.mark.parametrize("status,payload,message,code,status_name", [
     (429, {"error": {"message": "Quota!", "type": "insufficient_quota", "param": None, "code": "insufficient_quota"}},
      "Quota!", 429, "RESOURCE_EXHAUSTED"),
     (400, {"object": "error", "message": "Too long", "type": "BadRequestError", "code": 400}, "Too long", 400,
      "INVALID_ARGUMENT"),
-    (401, {"error": "bad key"}, "bad key", 401, "UNAUTHENTICATED"),
+    (401, {"error": "bad key"}, "API key not valid. Please pass a valid API key. (The upstream said: bad key)", 400,
+     "INVALID_ARGUMENT"),
     (404, {"detail": "Not Found"}, "Not Found", 404, "NOT_FOUND"),
     (400, {"error": {"code": 400, "message": "Provider returned error", "metadata": {"raw": "ERROR"}}},
      "Provider returned error: ERROR", 400, "INVALID_ARGUMENT"),
     (503, "Loading model", "Loading model", 503, "UNAVAILABLE"),
-    (402, {"error": {"message": "Insufficient credits"}}, "Insufficient credits", 402, "FAILED_PRECONDITION"),
+    (402, {"error": {"message": "Insufficient credits"}}, "Insufficient credits", 400, "INVALID_ARGUMENT"),
+    (422, {"detail": "field required"}, "field required", 400, "INVALID_ARGUMENT"),
+    (408, "Request Timeout", "Request Timeout", 504, "DEADLINE_EXCEEDED"),
+    (502, "Bad gateway", "Bad gateway", 503, "UNAVAILABLE"),
+    (522, "Connection timed out", "Connection timed out", 503, "UNAVAILABLE"),
+    (505, "HTTP Version Not Supported", "HTTP Version Not Supported", 500, "INTERNAL"),
     (500, "", "INTERNAL", 500, "INTERNAL"),
     (None, {"error": {"message": "boom", "type": "InternalServerError", "code": 500}}, "boom", 500, "INTERNAL"),
-    (None, {"error": {"message": "lost", "code": "502"}}, "lost", 502, "UNAVAILABLE"),
-    (None, {"error": {"message": "server had an error", "type": "server_error"}}, "server had an error", 502, "UNAVAILABLE"),
-    (None, {"error": {"code": "server_error", "message": "Provider disconnected"}}, "Provider disconnected", 502,
+    # In a 200 answer: the error's own HTTP code, else a gateway failure (502); a 502 is answered 503 UNAVAILABLE.
+    (None, {"error": {"message": "lost", "code": "502"}}, "lost", 503, "UNAVAILABLE"),
+    (None, {"error": {"message": "server had an error", "type": "server_error"}}, "server had an error", 503, "UNAVAILABLE"),
+    (None, {"error": {"code": "server_error", "message": "Provider disconnected"}}, "Provider disconnected", 503,
      "UNAVAILABLE"),
 ])
 def test_upstream_error_shapes(status, payload, message, code, status_name):
@@ -94,6 +102,24 @@ def test_upstream_error_shapes(status, payload, message, code, status_name):
     assert (error.code, error.status) == (code, status_name)
     assert message in error.message
     assert list(error.body()) == ["error"] and list(error.body()["error"])[:3] == ["code", "message", "status"]
+
+
+def test_an_upstream_401_is_the_callers_key_or_the_endpoints():
+    caller = upstream_error(401, {"error": {"message": "Invalid API key."}})
+    assert caller.body() == {"error": {
+        "code": 400, "message": "API key not valid. Please pass a valid API key. (The upstream said: Invalid API key.)",
+        "status": "INVALID_ARGUMENT", "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                                                   "reason": "API_KEY_INVALID", "domain": "googleapis.com"}]}}
+    endpoint = upstream_error(401, {"error": {"message": "Invalid API key."}}, team_mode=True)
+    assert endpoint.body() == {"error": {
+        "code": 500, "message": "The upstream refused this endpoint's UPSTREAM_API_KEY: Invalid API key.",
+        "status": "INTERNAL"}}
+    assert not caller.retryable and not endpoint.retryable
+
+
+@pytest.mark.parametrize("status", [429, 502, 503])
+def test_retries_follow_the_upstreams_own_status(status):
+    assert upstream_error(status, {"error": {"message": "again"}}).retryable
 
 
 def test_retry_after_is_passed_on_with_retry_info():
@@ -152,7 +178,7 @@ def test_8_mb_of_tool_call_fragments_that_never_close_cost_little_and_hit_the_ca
         for _ in range(8 * MiB // 600 + 10):
             translator.translate(piece)
     assert time.process_time() - started < 2.5  # re-parsing every fragment: over a minute
-    assert raised.value.code == 502 and "tool call" in raised.value.message
+    assert (raised.value.code, raised.value.status) == (500, "INTERNAL") and "tool call" in raised.value.message
 
 
 ARGUMENTS = '{"a": "x}\\\\\\"{", "b": [1, {"c": "]\\u00e9"}], "d": {}}'
@@ -221,9 +247,9 @@ def test_the_end_of_the_body_without_done():
 @pytest.mark.parametrize("raw,code,message", [
     (b'data: {"error": {"message": "boom", "code": 503}}\n\n', 503, "boom"),
     (b'error: {"code": 400, "message": "too long"}\n\n', 400, "too long"),
-    (b'event: error\ndata: {"message": "overloaded"}\n\n', 502, "overloaded"),
-    (b'data: "just a string"\n\n', 502, "just a string"),
-    (b'data: {"id": ' + SECRET.encode() + b"\n\n", 502, "invalid stream event"),
+    (b'event: error\ndata: {"message": "overloaded"}\n\n', 503, "overloaded"),  # no code: a gateway failure
+    (b'data: "just a string"\n\n', 503, "just a string"),
+    (b'data: {"id": ' + SECRET.encode() + b"\n\n", 500, "invalid stream event"),  # untranslatable: INTERNAL
 ])
 def test_errors_in_the_stream_are_raised_redacted(raw, code, message):
     with pytest.raises(GeminiError) as raised:
@@ -269,7 +295,7 @@ def test_a_gzip_bomb_stops_at_the_cap(capped, upstream):
     started = time.monotonic()
     response = post(capped)
     assert time.monotonic() - started < 2
-    assert response.status_code == 502
+    assert (response.status_code, error_of(response)["status"]) == (500, "INTERNAL")
     assert error_of(response)["message"] == "The upstream answer exceeds MAX_UPSTREAM_RESPONSE_BYTES (65536 bytes)."
 
 
@@ -284,33 +310,35 @@ def test_a_gzip_stream_is_decoded_and_its_events_capped(capped, upstream):
     upstream.reply(Raw(gzip.compress(b"data: " + b"[" * MiB), content_type="text/event-stream",
                        headers={"Content-Encoding": "gzip"}))
     response = post(capped, SSE)
-    assert response.status_code == 502 and "stream line exceeds" in error_of(response)["message"]
+    assert response.status_code == 500 and "stream line exceeds" in error_of(response)["message"]
 
 
 def test_a_gzip_error_page_is_read_to_64_kib_at_most(capped, upstream):
     page = b"<html><head><title>Bad gateway</title></head><body>" + b"x" * (20 * MiB) + b"</body></html>"
     upstream.reply(Raw(gzip.compress(page), 502, "text/html", headers={"Content-Encoding": "gzip"}))
     response = post(capped)
-    assert response.status_code == 502 and error_of(response)["message"] == "Bad gateway"
+    # The upstream's 502 is passed on as Google answers a gateway's failure: 503 UNAVAILABLE.
+    assert (response.status_code, error_of(response)["status"]) == (503, "UNAVAILABLE")
+    assert error_of(response)["message"] == "Bad gateway"
 
 
 def test_an_encoding_we_cannot_decode_is_named(capped, upstream):
     upstream.reply(Raw(b"\x8b\x00", content_type="application/json", headers={"Content-Encoding": "br"}))
     response = post(capped)
-    assert response.status_code == 502 and "Content-Encoding br" in error_of(response)["message"]
+    assert response.status_code == 500 and "Content-Encoding br" in error_of(response)["message"]
 
 
-def test_an_answer_over_the_cap_is_a_502(capped, upstream):
+def test_an_answer_over_the_cap_is_a_500(capped, upstream):
     upstream.reply(Json(completion("w" * 70_000)))
     response = post(capped)
-    assert response.status_code == 502 and "MAX_UPSTREAM_RESPONSE_BYTES" in error_of(response)["message"]
+    assert response.status_code == 500 and "MAX_UPSTREAM_RESPONSE_BYTES" in error_of(response)["message"]
 
 
 def test_a_stream_line_over_the_cap_after_output_is_an_error_event(capped, upstream):
     upstream.reply(Stream([chunk({"content": "begun"}), "data: " + "q" * 100_000]))
     events = sse_chunks(post(capped, SSE))
     assert events[0]["candidates"][0]["content"]["parts"] == [{"text": "begun"}]
-    assert events[-1]["error"]["code"] == 502 and "exceeds MAX_UPSTREAM_RESPONSE_BYTES" in events[-1]["error"]["message"]
+    assert events[-1]["error"]["code"] == 500 and "exceeds MAX_UPSTREAM_RESPONSE_BYTES" in events[-1]["error"]["message"]
 
 
 @pytest.mark.parametrize("status,fragment", [
@@ -318,10 +346,11 @@ def test_a_stream_line_over_the_cap_after_output_is_an_error_event(capped, upstr
     (304, "unexpected status 304 Not Modified."), (600, "unexpected status 600."),
 ])
 @pytest.mark.parametrize("path", [GENERATE, SSE])
-def test_statuses_that_are_not_answers_are_502(function, upstream, status, fragment, path):
+def test_statuses_that_are_not_answers_are_500(function, upstream, status, fragment, path):
     upstream.reply(*[Json(completion("not for you"), status)] * 3)
     response = post(function, path)
-    assert response.status_code == 502 and fragment in error_of(response)["message"]
+    error = error_of(response)
+    assert (response.status_code, error["status"]) == (500, "INTERNAL") and fragment in error["message"]
     assert len(upstream.chat_requests) == 1  # not retried
 
 
@@ -370,7 +399,9 @@ def team(serve):
 def test_the_team_key_quoted_or_echoed_by_the_upstream_never_reaches_the_client_or_the_log(team, upstream, path):
     upstream.reply(Json({"error": {"message": f"Incorrect API key provided: {SECRET[:40]}", "code": "invalid"}}, 401))
     response = post(team, path, key="team-access-key")
-    assert (response.status_code, error_of(response)["message"]) == (401, "Incorrect API key provided: [redacted]")
+    # The upstream refused the team's own key: the endpoint's fault, 500, not the caller's API_KEY_INVALID.
+    assert (response.status_code, error_of(response)["message"]) == (
+        500, "The upstream refused this endpoint's UPSTREAM_API_KEY: Incorrect API key provided: [redacted]")
 
     echo = completion("hi", model=f"served-for-{SECRET}")
     stream = [chunk({"content": "hi"}, model=f"served-for-{SECRET}"), chunk({}, finish="stop"), "[DONE]"]
@@ -395,14 +426,14 @@ def test_gzip_members_one_after_another_are_one_answer(capped, upstream):
     assert response.json()["candidates"][0]["content"]["parts"][0]["text"] == "two members"
 
 
-def test_bytes_after_the_end_of_a_compressed_answer_are_a_502(capped, upstream):
+def test_bytes_after_the_end_of_a_compressed_answer_are_a_500(capped, upstream):
     # zlib keeps what follows the end of the data undecoded: it piled up without limit.
     upstream.reply(Raw(gzip.compress(json.dumps(completion()).encode()) + b"junk" * 50_000,
                        content_type="application/json", headers={"Content-Encoding": "gzip"}))
     started = time.monotonic()
     response = post(capped)
     assert time.monotonic() - started < 2
-    assert response.status_code == 502
+    assert response.status_code == 500
     assert error_of(response)["message"] == "The upstream sent bytes after the end of its compressed answer."
 
 

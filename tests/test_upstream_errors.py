@@ -1,5 +1,7 @@
-"""Upstream failures, whatever their shape, reach the client as Gemini errors with the upstream's code
-and message: HTTP errors, unreachable and slow upstreams, and 200 answers that are not answers."""
+"""Upstream failures, whatever their shape, reach the client as Gemini errors with the upstream's message
+and the code Google would answer for the upstream's (google.rpc.Code's HTTP mapping: a 402 is a 400, a
+502 a 503, the caller's key refused a 400 API_KEY_INVALID): HTTP errors, unreachable and slow upstreams,
+and 200 answers that are not answers (500 INTERNAL, as Google reports an unusable backend)."""
 
 import json
 import socket
@@ -49,15 +51,16 @@ def assert_clean(response):
 
 # --- upstream HTTP errors -----------------------------------------------------------------------
 
+# case: (the code the client gets, the upstream's reply, the status, fragments of the message)
 UPSTREAM_ERRORS = {
     "openai-nested-quota": (
         429, Json({"error": {"message": "You exceeded your current quota, please check your plan and billing details.",
                              "type": "insufficient_quota", "param": None, "code": "insufficient_quota"}}, 429),
         "RESOURCE_EXHAUSTED", ["You exceeded your current quota"]),
-    "openai-401-string-code": (
-        401, Json({"error": {"message": "Incorrect API key provided: sk-abc.", "type": "invalid_request_error",
+    "openai-401-string-code": (  # the caller's own key (pass-through): Google's answer to a wrong key
+        400, Json({"error": {"message": "Incorrect API key provided: sk-abc.", "type": "invalid_request_error",
                              "param": None, "code": "invalid_api_key"}}, 401),
-        "UNAUTHENTICATED", ["Incorrect API key provided"]),
+        "INVALID_ARGUMENT", ["API key not valid. Please pass a valid API key.", "Incorrect API key provided"]),
     "vllm-int-code-404": (
         404, Json({"error": {"message": "The model `gpt-x` does not exist.", "type": "NotFoundError",
                              "param": "model", "code": 404}}, 404),
@@ -92,14 +95,21 @@ UPSTREAM_ERRORS = {
     "plain-text-500": (
         500, Raw("Internal Server Error: worker crashed", 500, "text/plain"), "INTERNAL", ["worker crashed"]),
     "cloudflare-html-502": (
-        502, Raw(CLOUDFLARE, 502, "text/html"), "UNAVAILABLE", ["502: Bad gateway"]),
+        503, Raw(CLOUDFLARE, 502, "text/html"), "UNAVAILABLE", ["502: Bad gateway"]),
+    "cloudflare-522": (
+        503, Raw("<html><head><title>522: Connection timed out</title></head></html>", 522, "text/html"),
+        "UNAVAILABLE", ["522: Connection timed out"]),
     "html-without-title-500": (
         500, Raw("<html><body><h1>Oops</h1><p>Something <b>broke</b></p></body></html>", 500, "text/html"),
         "INTERNAL", ["Oops", "Something", "broke"]),
     "openrouter-credits-402": (
-        402, Json({"error": {"code": 402, "message": "Insufficient credits. Add more using https://openrouter.ai/credits"}},
+        400, Json({"error": {"code": 402, "message": "Insufficient credits. Add more using https://openrouter.ai/credits"}},
                   402),
-        "FAILED_PRECONDITION", ["Insufficient credits"]),
+        "INVALID_ARGUMENT", ["Insufficient credits"]),
+    "fastapi-422": (
+        400, Json({"detail": "Field required: messages"}, 422), "INVALID_ARGUMENT", ["Field required: messages"]),
+    "proxy-408": (
+        504, Raw("Request Timeout", 408, "text/plain"), "DEADLINE_EXCEEDED", ["Request Timeout"]),
     "empty-body-400": (400, Raw(b"", 400, "application/json"), "INVALID_ARGUMENT", []),
     "empty-body-503": (503, Raw(b"", 503, "text/plain"), "UNAVAILABLE", []),
 }
@@ -107,7 +117,7 @@ UPSTREAM_ERRORS = {
 
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("case", list(UPSTREAM_ERRORS))
-def test_upstream_http_error_keeps_code_and_message(no_retry, upstream, case, method):
+def test_upstream_http_error_keeps_its_message_with_googles_code(no_retry, upstream, case, method):
     code, reply, status, fragments = UPSTREAM_ERRORS[case]
     upstream.reply(reply)
 
@@ -278,14 +288,14 @@ def test_upstream_silent_mid_stream_is_a_504_error_event(slow_function, upstream
     Raw(b"", 200, "application/json"),
     Raw('{"id": "chatcmpl-1", "choices": [{"message": ', 200, "application/json"),
 ], ids=["html", "text-as-json", "empty", "truncated-json"])
-def test_non_json_200_is_502(no_retry, upstream, reply):
+def test_non_json_200_is_500(no_retry, upstream, reply):
     upstream.reply(reply)
 
     response = post(no_retry, GENERATE)
 
-    assert response.status_code == 502
+    assert response.status_code == 500
     error = assert_clean(response)
-    assert error["status"] == "UNAVAILABLE"
+    assert error["status"] == "INTERNAL"
     assert "<" not in error["message"]
 
 
@@ -295,13 +305,13 @@ def test_non_json_200_is_502(no_retry, upstream, reply):
     Raw("event: ping\n\n", 200, "text/event-stream"),
     Raw("data: {not json}\n\n", 200, "text/event-stream"),
 ], ids=["html", "no-data-events", "bad-event-json"])
-def test_non_sse_200_stream_is_502(no_retry, upstream, reply, method):
+def test_non_sse_200_stream_is_500(no_retry, upstream, reply, method):
     upstream.reply(reply)
 
     response = post(no_retry, PATHS[method])
 
-    assert response.status_code == 502
-    assert assert_clean(response)["status"] == "UNAVAILABLE"
+    assert response.status_code == 500
+    assert assert_clean(response)["status"] == "INTERNAL"
 
 
 @pytest.mark.parametrize("method", ["stream-sse", "stream-json"])
@@ -309,22 +319,22 @@ def test_non_sse_200_stream_is_502(no_retry, upstream, reply, method):
     Raw("this is not json", 200, "application/json"),
     Stream(['{"id": "chatcmpl-1", "choices": [', Disconnect()], content_type="application/json"),
 ], ids=["not-json", "dropped-mid-body"])
-def test_broken_json_answer_to_a_stream_request_is_502(no_retry, upstream, method, reply):
+def test_broken_json_answer_to_a_stream_request_is_500(no_retry, upstream, method, reply):
     upstream.reply(reply)
 
     response = post(no_retry, PATHS[method])
 
-    assert response.status_code == 502
-    assert assert_clean(response)["status"] == "UNAVAILABLE"
+    assert response.status_code == 500
+    assert assert_clean(response)["status"] == "INTERNAL"
 
 
-def test_dropped_json_body_generate_is_502(no_retry, upstream):
+def test_dropped_json_body_generate_is_500(no_retry, upstream):
     upstream.reply(Stream(['{"id": "chatcmpl-1", "choices": [', Disconnect()], content_type="application/json"))
 
     response = post(no_retry, GENERATE)
 
-    assert response.status_code == 502
-    assert assert_clean(response)["status"] == "UNAVAILABLE"
+    assert response.status_code == 500
+    assert assert_clean(response)["status"] == "INTERNAL"
 
 
 def test_slow_body_after_headers_generate_is_504(slow_function, upstream, release):
@@ -351,21 +361,23 @@ def test_slow_json_body_to_a_stream_request_is_504(slow_function, upstream, rele
 
 
 @pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("body, code, fragment", [
+# An error without an HTTP code of its own counts as a gateway failure (502): 503 UNAVAILABLE.
+@pytest.mark.parametrize("body, code, status, fragment", [
     ({"error": {"message": "You exceeded your current quota", "type": "insufficient_quota", "code": 429}}, 429,
-     "You exceeded your current quota"),
-    ({"error": {"message": "overloaded", "code": "503"}}, 503, "overloaded"),
-    ({"error": {"message": "no code here", "type": "server_error"}}, 502, "no code here"),
-    ({"error": {"message": "odd code", "code": "insufficient_quota"}}, 502, "odd code"),
-    ({"error": "a bare string"}, 502, "a bare string"),
+     "RESOURCE_EXHAUSTED", "You exceeded your current quota"),
+    ({"error": {"message": "overloaded", "code": "503"}}, 503, "UNAVAILABLE", "overloaded"),
+    ({"error": {"message": "no code here", "type": "server_error"}}, 503, "UNAVAILABLE", "no code here"),
+    ({"error": {"message": "odd code", "code": "insufficient_quota"}}, 503, "UNAVAILABLE", "odd code"),
+    ({"error": "a bare string"}, 503, "UNAVAILABLE", "a bare string"),
 ], ids=["int-429", "string-503", "no-code", "string-code", "string-error"])
-def test_200_with_an_error_body_is_that_error(no_retry, upstream, method, body, code, fragment):
+def test_200_with_an_error_body_is_that_error(no_retry, upstream, method, body, code, status, fragment):
     upstream.reply(Json(body, 200))
 
     response = post(no_retry, PATHS[method])
 
     assert response.status_code == code
     error = assert_clean(response)
+    assert error["status"] == status
     assert fragment in error["message"]
     assert len(upstream.chat_requests) == 1
 
@@ -373,16 +385,16 @@ def test_200_with_an_error_body_is_that_error(no_retry, upstream, method, body, 
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("body", [{"id": "x", "object": "chat.completion"}, [1, 2], "just a string"],
                          ids=["no-choices", "array", "string"])
-def test_200_json_that_is_not_a_completion_is_502(no_retry, upstream, method, body):
+def test_200_json_that_is_not_a_completion_is_500(no_retry, upstream, method, body):
     upstream.reply(Json(body, 200))
 
     response = post(no_retry, PATHS[method])
 
-    assert response.status_code == 502
-    assert assert_clean(response)["status"] == "UNAVAILABLE"
+    assert response.status_code == 500
+    assert assert_clean(response)["status"] == "INTERNAL"
 
 
-# --- answers of a shape the translation does not expect: the upstream's fault, a 502 -------------
+# --- answers of a shape the translation does not expect: the upstream's fault, a 500 that says so --
 
 ODD_ANSWERS = [
     {"id": "x", "choices": [{"index": 0, "message": "just a string", "finish_reason": "stop"}]},
@@ -393,10 +405,12 @@ ODD_ANSWERS = [
 
 
 @pytest.mark.parametrize("answer", ODD_ANSWERS)
-def test_an_answer_of_an_odd_shape_is_a_502_not_a_500(no_retry, upstream, answer):
+def test_an_answer_of_an_odd_shape_is_a_500_that_blames_the_upstream_not_a_crash(no_retry, upstream, answer):
     upstream.reply(Json(answer))
     response = post(no_retry, GENERATE)
-    assert response.status_code == 502 and "cannot be translated" in assert_clean(response)["message"]
+    error = assert_clean(response)
+    assert (response.status_code, error["status"]) == (500, "INTERNAL")
+    assert error["message"] == "The upstream answer has a shape that cannot be translated."
 
 
 @pytest.mark.parametrize("odd", [{"choices": [{"index": 0, "delta": "oops"}]},
@@ -407,16 +421,17 @@ def test_an_odd_chunk_after_output_ends_the_stream_with_an_error_event(no_retry,
     response = post(no_retry, STREAM_SSE)
     events = [json.loads(e[len("data: "):]) for e in response.text.split("\r\n\r\n") if e]
     assert events[0]["candidates"][0]["content"]["parts"] == [{"text": "a"}]
-    assert list(events[-1]) == ["error"] and events[-1]["error"]["code"] == 502
+    assert list(events[-1]) == ["error"] and events[-1]["error"]["code"] == 500
+    assert events[-1]["error"]["status"] == "INTERNAL"
 
 
 @pytest.mark.parametrize("raw", [b'{"choices": [{"message": {"content": "a"}}], "usage": {"prompt_tokens": 1e400}}',
                                  b'{"choices": [{"message": {"content": NaN}}]}',
                                  b"[" * 100000 + b"]" * 100000])
-def test_answers_that_are_not_strict_json_are_a_502(no_retry, upstream, raw):
+def test_answers_that_are_not_strict_json_are_a_500(no_retry, upstream, raw):
     upstream.reply(Raw(raw, content_type="application/json"))
     response = post(no_retry, GENERATE)
-    assert response.status_code == 502 and "not valid JSON" in assert_clean(response)["message"]
+    assert response.status_code == 500 and "not valid JSON" in assert_clean(response)["message"]
 
 
 @pytest.mark.parametrize("headers", [{"Retry-After": "nan"}, {"retry-after-ms": "inf"}, {"Retry-After": "\u00b2"}])

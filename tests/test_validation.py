@@ -87,13 +87,14 @@ BAD_BODIES = [
     ("part-only-thought", part({"thought": True}), "contents[0].parts[0]", "none"),
     ("part-two-data-fields", part({"text": "a", "inlineData": {"mimeType": "image/png", "data": PNG}}),
      "contents[0].parts[0]", "inlineData"),
-    ("second-content-bad", {"contents": [USER, {"role": "user", "parts": [{"text": None}]}]},
+    ("second-content-bad", {"contents": [USER, {"role": "user", "parts": [{"text": True}]}]},
      "contents[1].parts[0].text", "string"),
     # --- wrong types
     ("text-not-string", part({"text": 5}), "contents[0].parts[0].text", "string"),
     ("role-bogus", {"contents": [{"role": "assistant", "parts": [{"text": "x"}]}]}, "contents[0].role", "assistant"),
     ("role-number", {"contents": [{"role": 1, "parts": [{"text": "x"}]}]}, "contents[0].role", ""),
-    ("temperature-string", config(temperature="0.5"), "generationConfig.temperature", "number"),
+    # A number written as a string is a number (proto3 JSON, like Google); a word is not.
+    ("temperature-string", config(temperature="hot"), "generationConfig.temperature", "number"),
     ("max-output-tokens-float", config(maxOutputTokens=1.5), "generationConfig.maxOutputTokens", "integer"),
     ("seed-float", config(seed=1.5), "generationConfig.seed", "integer"),
     ("include-thoughts-string", config(thinkingConfig={"includeThoughts": "yes"}),
@@ -298,6 +299,12 @@ def test_the_battery_is_big_enough():
     assert len({case[0] for case in BAD_BODIES}) == len(BAD_BODIES)
 
 
+def test_numbers_as_strings_and_nulls_are_read_as_proto3_json(gemini, upstream):
+    """The valid neighbours of temperature-string: proto3 JSON numbers may be strings, and null is absent."""
+    sent = forwarded(gemini, upstream, config(temperature="0.5", maxOutputTokens="64", topP=None))
+    assert sent["temperature"] == 0.5 and sent["max_tokens"] == 64 and "top_p" not in sent
+
+
 # JSON that Python's parser accepts but that is not JSON, and strings that cannot be sent on.
 ODD_BODIES = [
     pytest.param(b'{"contents": [{"parts": [{"text": "hi"}]}], "generationConfig": {"temperature": NaN}}',
@@ -482,7 +489,7 @@ def test_allowed_function_names_in_any_spelling_narrow_the_tools(gemini, upstrea
     value = body(tools=[{"function_declarations": [{"name": "only_me"}, {"name": "not_me"}]}], **spelling)
     sent = forwarded(gemini, upstream, value)
     assert [tool["function"]["name"] for tool in sent["tools"]] == ["only_me"]
-    assert sent["tool_choice"] == {"type": "function", "function": {"name": "only_me"}}
+    assert sent["tool_choice"] == "required"
 
 
 # --- free-form payloads are never rewritten ----------------------------------------------------
