@@ -48,9 +48,21 @@ class ModelAlias:
         return "*" in self.name
 
     def matches(self, model):
+        """Whether ``model`` is this name, or fits this pattern: ``gemini-*-lite`` matches
+        ``gemini-3.5-flash-lite``. Linear in the model's length (a regex with several ``.*`` can
+        backtrack for seconds on a long model ID from a request path)."""
         if not self.is_pattern:
             return model == self.name
-        return re.fullmatch(".*".join(map(re.escape, self.name.split("*"))), model, re.DOTALL) is not None
+        first, *middle, last = self.name.split("*")
+        if len(model) < len(first) + len(last) or not (model.startswith(first) and model.endswith(last)):
+            return False
+        position, end = len(first), len(model) - len(last)
+        for piece in middle:  # each piece at its leftmost place leaves the most room for the rest
+            position = model.find(piece, position, end)
+            if position < 0:
+                return False
+            position += len(piece)
+        return True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,6 +171,7 @@ def _aliases(env):
     aliases = []
     for item in _list(env, "MODEL_ALIASES"):
         name, equals, target = (part.strip() for part in item.partition("="))
+        # A pattern is a model ID with '*' in places: checked as one with a letter there.
         if not equals or not is_model_id(name.replace("*", "x")) or not is_model_id(target):
             raise ConfigError(f"MODEL_ALIASES entries are name=model-id or pattern=model-id (gemini-*=qwen-turbo), "
                               f"got {item!r}")

@@ -108,11 +108,11 @@ def field_path(parts):
     return text
 
 
-def api_key_invalid(message="API key not valid. Please pass a valid API key."):
+def api_key_invalid(message="API key not valid. Please pass a valid API key.", **kwargs):
     """What Google answers for a wrong key: 400 with reason API_KEY_INVALID, which clients read to
     ask for another key."""
     return InvalidArgument(message, details=[{"@type": "type.googleapis.com/google.rpc.ErrorInfo",
-                                              "reason": "API_KEY_INVALID", "domain": "googleapis.com"}])
+                                              "reason": "API_KEY_INVALID", "domain": "googleapis.com"}], **kwargs)
 
 
 class PermissionDenied(GeminiError):

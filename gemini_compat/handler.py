@@ -62,10 +62,9 @@ class Gateway:
             key = auth.upstream_key(self.settings, request.headers, request.args)
             if route.action == "listModels":
                 page_size, offset = models.page_query(request.args)
-                return json_response(models.page(self.models(key), page_size, offset))
+                return json_response(models.page(self.models(key, models.gemini_models), page_size, offset))
             if route.action == "getModel":
-                upstream_list = self.upstream.get_json("/models", key)
-                return json_response(translated(models.find_model, self.settings, upstream_list, route))
+                return json_response(self.models(key, models.find_model, route))
             model = log.fields["upstreamModel"] = models.upstream_model(self.settings, route)
             request_body.check_content_type(request.headers)
             body = request_body.read_json(request, self.settings.max_request_bytes, self.settings.client_body_timeout,
@@ -125,9 +124,10 @@ class Gateway:
                 vectors[position] = {"values": values}
         return vectors
 
-    def models(self, key):
+    def models(self, key, translate, *args):
+        """The upstream's model list, translated by ``translate`` (the Gemini list, or one model)."""
         upstream_list = self.upstream.get_json("/models", key)
-        return translated(models.gemini_models, self.settings, upstream_list)
+        return translated(translate, self.settings, upstream_list, *args)
 
     def stream(self, model, key, body, sse, log):
         payload, options = chat_request(body, model, stream=True)

@@ -46,9 +46,10 @@ def not_found(route):
 
 def gemini_models(settings, upstream_list):
     """Gemini Model objects for the upstream's ``GET /models`` answer: the allowed models, then the
-    aliases (under their Gemini names) whose targets are available. Patterns name no model to list."""
+    aliases (under their Gemini names) whose targets are available. Patterns name no model to list;
+    an upstream model whose name an alias sends elsewhere cannot be called by it, so is not listed."""
     by_id = _available(settings, upstream_list)
-    models = [gemini_model(entry) for entry in by_id.values()]
+    models = [gemini_model(entry) for model_id, entry in by_id.items() if aliased(settings, model_id) == model_id]
     for alias in settings.model_aliases:
         if not alias.is_pattern and alias.target in by_id and aliased(settings, alias.name) == alias.target:
             models.append(gemini_model(by_id[alias.target], name=alias.name))

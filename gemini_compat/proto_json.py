@@ -166,9 +166,15 @@ def _shape(schema, base, schemas, memo):
         return memo[id(schema)]
     node = memo[id(schema)] = Shape()
     node.scalar = _scalar(schema)
-    for branch in schema.get("anyOf", []) + schema.get("oneOf", []):
-        if isinstance(branch, dict):
-            _merge(node, _shape(branch, base, schemas, memo))
+    branches = [shape for branch in schema.get("anyOf", []) + schema.get("oneOf", [])
+                if isinstance(branch, dict) and (shape := _shape(branch, base, schemas, memo)) is not None]
+    if branches:
+        # One branch to read by (Schema.additionalProperties: a boolean or a Schema): that branch's
+        # own Shape, not a copy, since a recursive one is still being built. Our schemas need no more.
+        if len(branches) > 1 or node.scalar or "properties" in schema or "items" in schema:
+            raise ValueError(f"{base}: a schema is read by one anyOf/oneOf branch at most, with nothing of its own")
+        memo[id(schema)] = branches[0]
+        return branches[0]
     for name, child in schema.get("properties", {}).items():
         typed = isinstance(child, dict)  # ``true`` (any value, a protobuf Value): there null is a value
         child_shape = _shape(child, base, schemas, memo) if typed else None
@@ -185,9 +191,3 @@ def _shape(schema, base, schemas, memo):
         return None
     return node
 
-
-def _merge(node, other):
-    if other is not None:
-        node.fields.update(other.fields)
-        node.values = node.values or other.values
-        node.items = node.items or other.items

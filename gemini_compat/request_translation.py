@@ -329,34 +329,32 @@ def _image_url(url, detail):
     return {"type": "image_url", "image_url": {"url": url, "detail": detail} if detail else {"url": url}}
 
 
-def unsupported_media(mime_type, path):
-    """The 400 for media an OpenAI chat upstream cannot take, whether inline or by URI; None if it can."""
+def check_media_supported(mime_type, path):
+    """Refuses media an OpenAI chat upstream cannot take, whether inline or by URI: sent as an OpenAI
+    ``file``, video and other audio would be refused or ignored upstream."""
     if mime_type.startswith("video/"):
         advice = "OpenAI chat completions take no video; send frames as images"
-    elif mime_type.startswith("audio/") and _essence(mime_type) not in AUDIO_FORMATS:
+    elif mime_type.startswith("audio/") and mime_type not in AUDIO_FORMATS:
         advice = "its input_audio takes only WAV and MP3; send audio/wav or audio/mpeg"
     else:
-        return None
-    return InvalidArgument(f"{mime_type} cannot be passed to this endpoint's OpenAI-compatible upstream ({advice})",
-                           field=field_path(path))
+        return
+    raise InvalidArgument(f"{mime_type} cannot be passed to this endpoint's OpenAI-compatible upstream ({advice})",
+                          field=field_path(path))
 
 
-def _essence(mime_type):
-    """``audio/wav; rate=16000`` -> ``audio/wav``."""
-    return mime_type.partition(";")[0].strip()
+def media_type(mime_type):
+    """The type without its parameters, lower-case: ``Audio/WAV; rate=16000`` -> ``audio/wav``."""
+    return mime_type.partition(";")[0].strip().lower()
 
 
 def inline_data_part(blob, path, detail=None):
-    mime_type = blob["mimeType"].lower()
-    # Sent as an OpenAI ``file``, video and other audio would be refused or ignored upstream.
-    error = unsupported_media(mime_type, path + ["mimeType"])
-    if error:
-        raise error
+    mime_type = media_type(blob["mimeType"])
+    check_media_supported(mime_type, path + ["mimeType"])
     data = standard_base64(blob["data"], path + ["data"])
     if mime_type.startswith("image/"):
         return _image_url(f"data:{mime_type};base64,{data}", detail)
-    if _essence(mime_type) in AUDIO_FORMATS:
-        return {"type": "input_audio", "input_audio": {"data": data, "format": AUDIO_FORMATS[_essence(mime_type)]}}
+    if mime_type in AUDIO_FORMATS:
+        return {"type": "input_audio", "input_audio": {"data": data, "format": AUDIO_FORMATS[mime_type]}}
     if mime_type.startswith("text/") or mime_type == "application/json":
         try:
             return {"type": "text", "text": binascii.a2b_base64(data).decode("utf-8")}
@@ -372,11 +370,9 @@ def file_data_part(file_data, path, detail=None):
     if not uri.lower().startswith(("https://", "http://")):
         # Some servers read file:// (llama.cpp --media-path, vLLM local media) or other schemes.
         raise InvalidArgument("only http(s) URIs can be passed on", field=field_path(path + ["fileUri"]))
-    mime_type = (file_data.get("mimeType") or mimetypes.guess_type(uri.split("?", 1)[0])[0] or "").lower()
+    mime_type = media_type(file_data.get("mimeType") or mimetypes.guess_type(uri.split("?", 1)[0])[0] or "")
     # Not "send it as inlineData" for types that cannot go inline either.
-    error = unsupported_media(mime_type, path + ["mimeType" if file_data.get("mimeType") else "fileUri"])
-    if error:
-        raise error
+    check_media_supported(mime_type, path + ["mimeType" if file_data.get("mimeType") else "fileUri"])
     if mime_type.startswith("image/"):
         return _image_url(uri, detail)
     raise InvalidArgument(

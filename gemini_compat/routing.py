@@ -47,7 +47,7 @@ def raw_path(environ):
 
 def parse_route(path, method):
     """Route for ``path`` (raw, encoded) and ``method``; raises the Gemini error the path deserves."""
-    # Some HTTP stacks encode the verb separator; it is never part of a model ID.
+    # Some HTTP stacks encode the verb separator (and a ':' inside a model ID): both read as ':'.
     match = _PATH.match(path.replace("%3A", ":").replace("%3a", ":"))
     if match is None:
         raise NotFound(f"No Gemini API method at {path}. Expected /{{v1|v1beta|v1alpha}}/models/{{model}}:{{action}}.")

@@ -459,9 +459,8 @@ def upstream_error(status, payload, headers=None, key="", team_mode=False):
     if status == 401:
         if team_mode:
             return UpstreamError(f"The upstream refused this endpoint's UPSTREAM_API_KEY: {message}", from_upstream=True)
-        error = api_key_invalid(f"API key not valid. Please pass a valid API key. (The upstream said: {message})")
-        error.from_upstream = True
-        return error
+        return api_key_invalid(f"API key not valid. Please pass a valid API key. (The upstream said: {message})",
+                               from_upstream=True)
     extra_headers, details = {}, None
     retry_after = retry_after_seconds(headers or {})
     given = ((headers or {}).get("Retry-After") or "").strip()

@@ -1,12 +1,14 @@
 """Upstream model IDs of every shape a server uses (':' included), and MODEL_ALIASES with patterns."""
 
+import time
+
 import pytest
 import requests
 from google import genai
 from google.genai import types
 
 from gemini_compat.config import ConfigError, ModelAlias, Settings
-from gemini_compat.models import aliased
+from gemini_compat.models import aliased, gemini_models
 from helpers import KEY, error_of, hello
 
 COLON_IDS = ["qwen2.5:7b", "ft:gpt-4o-mini:org:custom:A1b2", "meta-llama/llama-3-8b-instruct:free", "llama3:latest"]
@@ -30,9 +32,29 @@ def test_alias_patterns_first_match_wins(name, expected):
     assert aliased(settings(MODEL_ALIASES=CLI_ALIASES), name) == expected
 
 
-def test_alias_pattern_characters_other_than_star_are_literal():
-    alias = ModelAlias("qwen2.5*", "x")
-    assert alias.matches("qwen2.5:7b") and not alias.matches("qwen2x5")
+@pytest.mark.parametrize("pattern,model,matches", [
+    ("qwen2.5*", "qwen2.5:7b", True), ("qwen2.5*", "qwen2x5", False),  # only '*' is special
+    ("*-lite", "gemini-3.5-flash-lite", True), ("gemini-*-lite", "gemini-lite", False),
+    ("a*b*c", "abc", True), ("a*b*c", "axxbyyc", True), ("a*b*c", "acb", False), ("ab*ba", "aba", False),
+    ("*", "", True), ("a**b", "ab", True), ("*b*", "abc", True), ("*b*", "ac", False),
+])
+def test_alias_patterns(pattern, model, matches):
+    assert ModelAlias(pattern, "x").matches(model) is matches
+
+
+def test_alias_patterns_match_in_linear_time():
+    # A model ID comes from the request path; a regex of several ".*" would backtrack for minutes here.
+    started = time.perf_counter()
+    assert not ModelAlias("*-*-*-*-*-x", "y").matches("-" * 8000)
+    assert time.perf_counter() - started < 0.5
+
+
+def test_models_an_alias_redirects_are_not_listed_under_their_own_name():
+    upstream_list = {"data": [{"id": "gemini-2.5-flash"}, {"id": "qwen-turbo"}, {"id": "qwen-max"}]}
+    listed = gemini_models(settings(MODEL_ALIASES="gemini-x=qwen-max,gemini-*=qwen-turbo"), upstream_list)
+    # gemini-2.5-flash is served upstream, but a call by that name goes to qwen-turbo
+    assert [(m["name"], m["baseModelId"]) for m in listed] == [
+        ("models/qwen-turbo", "qwen-turbo"), ("models/qwen-max", "qwen-max"), ("models/gemini-x", "qwen-max")]
 
 
 @pytest.mark.parametrize("value", ["gemini-*", "*=", "=qwen", "a b=c", "a=b c", "gemini/*/x=y", "a=b*"])
@@ -74,7 +96,8 @@ def test_a_model_outside_allowed_models_is_not_found_after_the_patterns(aliased_
 
 def test_get_model_by_a_pattern_alias_and_by_a_colon_id(aliased_function, upstream):
     saved = upstream.models
-    upstream.models = [{"id": "qwen2.5:7b", "object": "model", "context_length": 32768}, {"id": "qwen-max"}]
+    upstream.models = [{"id": "qwen2.5:7b", "object": "model", "context_length": 32768}, {"id": "qwen-max"},
+                       {"id": "gemini-2.5-flash"}]  # served upstream, but the pattern sends that name elsewhere
     try:
         client = genai.Client(api_key=KEY, http_options=types.HttpOptions(base_url=aliased_function.url))
         model = client.models.get(model="gemini-3.5-flash-lite")

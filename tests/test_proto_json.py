@@ -25,6 +25,13 @@ READ = [
          "a": {"type": 5, "items": {"type": 3}}}}}]}]),
      content(tools=[{"functionDeclarations": [{"name": "f", "parameters": {"type": "OBJECT", "properties": {
          "a": {"type": "ARRAY", "items": {"type": "INTEGER"}}}}}]}])),
+    ("a Schema inside additionalProperties is read whole",
+     content(generationConfig={"responseMimeType": "application/json", "responseSchema": {
+         "type": 6, "additionalProperties": {"type": 6, "additional_properties": {"type": 1, "example": None},
+                                             "$defs": {"X": {"type": 1, "nullable": None}}}}}),
+     content(generationConfig={"responseMimeType": "application/json", "responseSchema": {
+         "type": "OBJECT", "additionalProperties": {"type": "OBJECT", "additionalProperties": {"type": "STRING", "example": None},
+                                                    "$defs": {"X": {"type": "STRING"}}}}})),
     ("mode and behaviour", content(toolConfig={"functionCallingConfig": {"mode": 2}},
                                    tools=[{"functionDeclarations": [{"name": "f", "behavior": 1}]}]),
      content(toolConfig={"functionCallingConfig": {"mode": "ANY"}},

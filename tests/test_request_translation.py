@@ -333,9 +333,19 @@ def test_function_response_video_is_refused_with_its_field_named():
     assert caught.value.message.startswith("contents[2].parts[0].functionResponse.parts[0].inlineData.mimeType: video/mp4")
 
 
-def test_audio_with_parameters_is_still_wav():
-    request, _ = translate({"contents": [user({"inlineData": {"mimeType": "audio/wav; rate=16000", "data": "AAAA"}})]})
-    assert request["messages"][0]["content"] == [{"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}]
+@pytest.mark.parametrize("mime_type,data,expected", [
+    ("audio/wav; rate=16000", "AAAA", [{"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}]),
+    ("Image/PNG; x=y", "AAAA", [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]),
+    ("application/json; charset=utf-8", base64.b64encode(b'{"a": 1}').decode(), '{"a": 1}'),
+], ids=["audio", "image", "json"])
+def test_media_type_parameters_and_case_do_not_change_the_part(mime_type, data, expected):
+    request, _ = translate({"contents": [user({"inlineData": {"mimeType": mime_type, "data": data}})]})
+    assert request["messages"][0]["content"] == expected
+
+
+def test_a_padded_video_type_is_still_refused():
+    with pytest.raises(InvalidArgument, match="inlineData.mimeType: video/mp4 cannot be passed"):
+        translate({"contents": [user({"inlineData": {"mimeType": " video/mp4", "data": "AAAA"}})]})
 
 
 def test_text_documents_are_inlined_as_text():
