@@ -10,7 +10,9 @@ import math
 import os
 import re
 
+from .model_patterns import ModelRule
 from .request_body import BYTE_COST
+from .thinking import DIALECTS
 from .routing import is_model_id
 
 DEFAULT_UPSTREAM_BASE_URL = "https://nexusflow.vip/v1"
@@ -36,36 +38,6 @@ class ConfigError(ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
-class ModelAlias:
-    """One MODEL_ALIASES entry: a model name, or a pattern where ``*`` stands for any characters
-    (``gemini-*``), and the upstream model ID it means."""
-
-    name: str
-    target: str
-
-    @property
-    def is_pattern(self):
-        return "*" in self.name
-
-    def matches(self, model):
-        """Whether ``model`` is this name, or fits this pattern: ``gemini-*-lite`` matches
-        ``gemini-3.5-flash-lite``. Linear in the model's length (a regex with several ``.*`` can
-        backtrack for seconds on a long model ID from a request path)."""
-        if not self.is_pattern:
-            return model == self.name
-        first, *middle, last = self.name.split("*")
-        if len(model) < len(first) + len(last) or not (model.startswith(first) and model.endswith(last)):
-            return False
-        position, end = len(first), len(model) - len(last)
-        for piece in middle:  # each piece at its leftmost place leaves the most room for the rest
-            position = model.find(piece, position, end)
-            if position < 0:
-                return False
-            position += len(piece)
-        return True
-
-
-@dataclasses.dataclass(frozen=True)
 class Settings:
     upstream_base_url: str = DEFAULT_UPSTREAM_BASE_URL
     # Seconds for connecting and for each read: a stream may last minutes, but never a silent minute.
@@ -75,13 +47,16 @@ class Settings:
     upstream_api_key: str = ""
     access_key_digests: tuple = ()
     allow_unauthenticated: bool = False
-    model_aliases: tuple = ()  # of ModelAlias, in the order given: the first that matches wins
+    model_aliases: tuple = ()  # of ModelRule, in the order given: the first that matches wins
     allowed_models: frozenset = frozenset()
     cors_origins: tuple = ()
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     client_body_timeout: float = DEFAULT_CLIENT_BODY_TIMEOUT
     request_memory_bytes: int = DEFAULT_REQUEST_MEMORY_BYTES
     max_upstream_response_bytes: int = DEFAULT_MAX_UPSTREAM_RESPONSE_BYTES
+    # How the upstream takes thinkingConfig (thinking.DIALECTS), and per-model overrides (ModelRules).
+    upstream_thinking: str = "auto"
+    thinking_rules: tuple = ()
     gcp_project: str = ""
     # functions-framework's gunicorn threads (its own default: 4 per core): the pool's size too.
     threads: int = 4 * (os.cpu_count() or 1)
@@ -124,6 +99,8 @@ class Settings:
                                         minimum=0.001),
             max_upstream_response_bytes=_number(env, "MAX_UPSTREAM_RESPONSE_BYTES",
                                                 DEFAULT_MAX_UPSTREAM_RESPONSE_BYTES, int, minimum=1024),
+            upstream_thinking=_dialect("UPSTREAM_THINKING", _text(env, "UPSTREAM_THINKING").lower() or "auto"),
+            thinking_rules=_thinking_rules(env),
             gcp_project=_text(env, "GOOGLE_CLOUD_PROJECT") or _text(env, "GCP_PROJECT"),
             threads=_number(env, "THREADS", 4 * (os.cpu_count() or 1), int, minimum=1),
         )
@@ -167,6 +144,22 @@ def _number(env, name, default, kind, minimum):
     return value
 
 
+def _dialect(name, value):
+    if value not in DIALECTS:
+        raise ConfigError(f"{name}: {value!r} is not one of {', '.join(DIALECTS)}")
+    return value
+
+
+def _thinking_rules(env):
+    rules = []
+    for item in _list(env, "THINKING_RULES"):
+        name, equals, dialect = (part.strip() for part in item.partition("="))
+        if not equals or not is_model_id(name.replace("*", "x")):
+            raise ConfigError(f"THINKING_RULES entries are model=dialect or pattern=dialect (qwen3-*=vllm), got {item!r}")
+        rules.append(ModelRule(name, _dialect("THINKING_RULES", dialect.lower())))
+    return tuple(rules)
+
+
 def _aliases(env):
     aliases = []
     for item in _list(env, "MODEL_ALIASES"):
@@ -175,5 +168,5 @@ def _aliases(env):
         if not equals or not is_model_id(name.replace("*", "x")) or not is_model_id(target):
             raise ConfigError(f"MODEL_ALIASES entries are name=model-id or pattern=model-id (gemini-*=qwen-turbo), "
                               f"got {item!r}")
-        aliases.append(ModelAlias(name, target))
+        aliases.append(ModelRule(name, target))
     return tuple(aliases)

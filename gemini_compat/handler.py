@@ -4,7 +4,7 @@ import traceback
 
 import flask
 
-from . import auth, models, request_body, routing
+from . import auth, models, request_body, routing, thinking
 from .errors import GeminiError, InvalidArgument, PermissionDenied, UpstreamError
 from .logs import RequestLog, emit
 from .embeddings import embedding_batches, embedding_vectors
@@ -92,7 +92,7 @@ class Gateway:
             return error_response(GeminiError("An internal error has occurred."))
 
     def generate(self, model, key, body, log):
-        payload, options = chat_request(body, model, stream=False)
+        payload, options = chat_request(body, model, stream=False, thinking_dialect=self.thinking_dialect(model))
         body.clear()  # translated: its media (up to MAX_REQUEST_BYTES) need not stay while the payload is sent
         completion = self.upstream.post_json("/chat/completions", payload, key)
         response = translated(gemini_response, completion, options)
@@ -100,11 +100,15 @@ class Gateway:
                           usage=response.get("usageMetadata", {}))
         return json_response(response)
 
+    def thinking_dialect(self, model):
+        return thinking.dialect_for(model, self.settings.thinking_rules, self.settings.upstream_thinking)
+
     def count_tokens(self, model, key, body):
         """Counted by the upstream itself: the request as a one-token generation, whose usage says
         how many prompt tokens it had. Exact for the model, at the price of one output token."""
         request = body.get("generateContentRequest") or {"contents": body["contents"]}
-        payload, _ = chat_request(request, model, stream=False, partial_history=True)
+        payload, _ = chat_request(request, model, stream=False, partial_history=True,
+                                  thinking_dialect=self.thinking_dialect(model))
         for name in ("n", "logprobs", "top_logprobs", "service_tier"):  # a priority tier would bill the count
             payload.pop(name, None)
         payload["max_tokens"] = 1
@@ -130,7 +134,7 @@ class Gateway:
         return translated(translate, self.settings, upstream_list, *args)
 
     def stream(self, model, key, body, sse, log):
-        payload, options = chat_request(body, model, stream=True)
+        payload, options = chat_request(body, model, stream=True, thinking_dialect=self.thinking_dialect(model))
         body.clear()  # as in generate
 
         def start():

@@ -5,6 +5,7 @@ import base64
 import binascii
 
 from .errors import InvalidArgument, NotFound
+from .model_patterns import first_match
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
@@ -29,7 +30,7 @@ def upstream_model(settings, route):
 
 def aliased(settings, name):
     """The target of the first MODEL_ALIASES entry that matches ``name``, or ``name`` itself."""
-    return next((alias.target for alias in settings.model_aliases if alias.matches(name)), name)
+    return first_match(settings.model_aliases, name, name)
 
 
 def is_allowed(settings, model):

@@ -12,13 +12,14 @@ from collections import deque
 
 from .errors import InvalidArgument, field_path
 from .json_schema import from_gemini_schema, standard_json_schema
+from .thinking import thinking_parameters
+from .thought_signature import decode as decode_signature
 
 BUILT_IN_TOOLS = (
     "googleSearch", "googleSearchRetrieval", "codeExecution", "urlContext", "computerUse", "fileSearch",
     "googleMaps", "enterpriseWebSearch", "retrieval", "parallelAiSearch", "exaAiSearch", "mcpServers",
 )
 TOOL_CHOICE_BY_MODE = {"AUTO": "auto", "VALIDATED": "auto", "NONE": "none", "ANY": "required"}
-REASONING_EFFORT_BY_LEVEL = {"MINIMAL": "minimal", "LOW": "low", "MEDIUM": "medium", "HIGH": "high", "XHIGH": "xhigh"}
 AUDIO_FORMATS = {
     "audio/wav": "wav", "audio/x-wav": "wav", "audio/wave": "wav", "audio/vnd.wave": "wav",
     "audio/mpeg": "mp3", "audio/mp3": "mp3", "audio/mpeg3": "mp3", "audio/x-mp3": "mp3",
@@ -47,7 +48,6 @@ ACCEPTED_AND_IGNORED = {
     "GenerateContentRequest.labels": "Google Cloud billing labels",
     "GenerateContentRequest.store": "Google's own logging of the request",
     "SystemInstruction.role": "a system instruction is always the system message",
-    "Part.thoughtSignature": "Gemini's own, opaque to other models",
     "Part.partMetadata": "metadata for the client",
     "Part.videoMetadata": "video cannot be sent upstream",
     "VideoMetadata.startOffset": "part of videoMetadata",
@@ -87,11 +87,12 @@ class ResponseOptions:
     enum_answer: bool = False
 
 
-def chat_request(body, model, stream, partial_history=False):
+def chat_request(body, model, stream, partial_history=False, thinking_dialect="none"):
     """The OpenAI request for a Gemini request, and the options its answer is translated with.
 
     ``partial_history``: the contents may be a slice of a conversation (countTokens of one new
-    turn), so a function response may come without its call; it is then sent as text."""
+    turn), so a function response may come without its call; it is then sent as text.
+    ``thinking_dialect``: how the upstream model takes thinkingConfig (see ``thinking``)."""
     config = body.get("generationConfig", {})
     if "cachedContent" in body:
         raise InvalidArgument("cached contents are not supported by this endpoint; send the contents.", field="cachedContent")
@@ -99,7 +100,7 @@ def chat_request(body, model, stream, partial_history=False):
     request.update(sampling_parameters(config))
     format_params, enum_answer = response_format(config)
     request.update(format_params)
-    request.update(reasoning_parameters(config.get("thinkingConfig", {})))
+    request.update(thinking_parameters(thinking_dialect, model, config.get("thinkingConfig", {}), stream))
     request.update(tool_parameters(body.get("tools", []), body.get("toolConfig", {})))
     if body.get("serviceTier") in SERVICE_TIER:
         request["service_tier"] = SERVICE_TIER[body["serviceTier"]]
@@ -138,11 +139,13 @@ def messages(body, partial_history=False):
 
 def _add_model_turn(out, parts, call_ids, path):
     """A model turn becomes one assistant message. Consecutive model turns (a streamed answer is
-    recorded by the SDK as one turn per chunk, each holding a delta) merge into one."""
+    recorded by the SDK as one turn per chunk, each holding a delta) merge into one. A functionCall
+    part's thoughtSignature of ours (thought_signature) holds the turn's reasoning; any other
+    signature is ignored."""
     if out and out[-1]["role"] == "assistant":
         message = out[-1]
     else:
-        message = {"role": "assistant", "content": [], "tool_calls": [], "reasoning": []}
+        message = {"role": "assistant", "content": [], "tool_calls": [], "reasoning": [], "signed_reasoning": None}
         out.append(message)
     for index, part in enumerate(parts):
         if part.get("thought"):
@@ -156,6 +159,8 @@ def _add_model_turn(out, parts, call_ids, path):
                 "type": "function",
                 "function": {"name": call["name"], "arguments": json.dumps(call.get("args", {}), ensure_ascii=False)},
             })
+            if message["signed_reasoning"] is None and "thoughtSignature" in part:
+                message["signed_reasoning"] = decode_signature(part["thoughtSignature"])
         elif "executableCode" in part or "codeExecutionResult" in part:
             message["content"].append(_Block(_code_text(part)))
         else:
@@ -226,9 +231,10 @@ def _finish_message(message):
     if message["tool_calls"]:
         finished["content"] = text or None
         finished["tool_calls"] = message["tool_calls"]
-        if message["reasoning"]:
-            # DeepSeek and Kimi thinking modes refuse a tool-call turn whose reasoning is not sent back.
-            finished["reasoning_content"] = "".join(message["reasoning"])
+        if message["reasoning"] or message["signed_reasoning"]:
+            # DeepSeek and Kimi thinking modes refuse a tool-call turn whose reasoning is not sent back:
+            # the thoughts the client returned, else those kept in the turn's signature.
+            finished["reasoning_content"] = "".join(message["reasoning"]) or message["signed_reasoning"] or ""
     return finished
 
 
@@ -467,21 +473,6 @@ def _response_json_schema(config):
 
 def _json_schema_format(schema):
     return {"type": "json_schema", "json_schema": {"name": "response", "schema": schema}}
-
-
-def reasoning_parameters(thinking):
-    """``reasoning_effort`` from thinkingLevel or thinkingBudget; nothing when neither is set."""
-    if "thinkingLevel" in thinking and "thinkingBudget" in thinking:
-        raise InvalidArgument("give thinkingLevel or thinkingBudget, not both", field="generationConfig.thinkingConfig")
-    if "thinkingLevel" in thinking:
-        effort = REASONING_EFFORT_BY_LEVEL.get(thinking["thinkingLevel"])
-        return {"reasoning_effort": effort} if effort else {}
-    budget = thinking.get("thinkingBudget", -1)
-    if budget == -1:  # -1: the model decides, which is the upstream's default too
-        return {}
-    if budget == 0:
-        return {"reasoning_effort": "none"}
-    return {"reasoning_effort": "low" if budget <= 1024 else "medium" if budget <= 8192 else "high"}
 
 
 # --- tools -------------------------------------------------------------------------------------

@@ -11,6 +11,9 @@ from .config import DEFAULT_MAX_UPSTREAM_RESPONSE_BYTES
 from .errors import UpstreamError, UpstreamTooLarge
 from .json_wire import loads
 from .request_translation import ENUM_FIELD
+from .think_tags import ThinkSplitter, split_think_tags
+from .thought_signature import MAX_REASONING_BYTES
+from .thought_signature import encode as encode_signature
 
 FINISH_REASONS = {
     "stop": "STOP",
@@ -94,8 +97,9 @@ def parse_arguments(arguments):
     return value if isinstance(value, dict) else None
 
 
-def function_call_part(call_id, name, arguments):
-    """A functionCall part, or (None, finishMessage) when the call cannot be one."""
+def function_call_part(call_id, name, arguments, signature=None):
+    """A functionCall part, or (None, finishMessage) when the call cannot be one. ``signature``: the
+    turn's reasoning as a thoughtSignature (thought_signature.encode), for the turn's first call."""
     args = parse_arguments(arguments)
     if not name or args is None:
         shown = arguments if isinstance(arguments, str) else json.dumps(arguments)
@@ -104,7 +108,10 @@ def function_call_part(call_id, name, arguments):
     call = {"name": name, "args": args}
     if call_id:
         call = {"id": call_id, **call}
-    return {"functionCall": call}, None
+    part = {"functionCall": call}
+    if signature:
+        part["thoughtSignature"] = signature
+    return part, None
 
 
 def cut_call_message(name):
@@ -177,11 +184,12 @@ def gemini_response(completion, options):
     return response
 
 
-def text_parts(message, options, text):
-    """The parts a message or delta says in words: thoughts (if asked for), ``text``, a refusal."""
+def text_parts(message, options, text, thoughts=None):
+    """The parts a message or delta says in words: ``thoughts`` (its reasoning field unless given),
+    if asked for; ``text``; a refusal."""
     parts = []
     if options.include_thoughts:
-        thoughts = reasoning_text(message)
+        thoughts = reasoning_text(message) if thoughts is None else thoughts
         if thoughts:
             parts.append({"text": thoughts, "thought": True})
     if text:
@@ -206,17 +214,21 @@ def tool_calls(message):
 
 def _candidate(choice, position, options):
     message = choice.get("message") or {}
-    text = content_text(message.get("content"))
-    parts = text_parts(message, options, unwrap_enum(text) if options.enum_answer and text else text)
+    tagged, text = split_think_tags(content_text(message.get("content")))
+    thoughts = reasoning_text(message) or tagged  # both (llama.cpp deepseek-legacy): the field, once
+    parts = text_parts(message, options, unwrap_enum(text) if options.enum_answer and text else text, thoughts)
     calls = tool_calls(message)
     reason = "SAFETY" if refusal_text(message) else finish_reason(choice.get("finish_reason") or "stop")
     length = choice.get("finish_reason") == "length"
     problems = []
+    # The reasoning rides on the first call returned, so that it comes back with the turn.
+    signature = encode_signature(thoughts) if calls else None
     for number, call in enumerate(calls):
         function = call.get("function") or {}
-        part, problem = function_call_part(call.get("id"), function.get("name"), function.get("arguments"))
+        part, problem = function_call_part(call.get("id"), function.get("name"), function.get("arguments"), signature)
         if part:
             parts.append(part)
+            signature = None
         elif length and number == len(calls) - 1:  # only the last call can have been cut
             problems.append(cut_call_message(function.get("name")))
         else:
@@ -304,8 +316,10 @@ class _Call:
 class _Choice:
     """Stream state of one candidate."""
 
-    def __init__(self, limit):
+    def __init__(self, limit, preopened_think=False):
         self.limit = limit
+        self.think = ThinkSplitter(preopened=preopened_think)  # the <think> block its content may open
+        self.fielded = False  # the upstream sent reasoning in a field: a <think> block in content repeats it
         self.calls = []
         self.by_id = {}
         self.by_index = {}
@@ -316,6 +330,31 @@ class _Choice:
         self.enum_text = []
         self.enum_size = 0
         self.refused = False
+        self.reasoning = []  # the choice's reasoning so far, for the first call's thoughtSignature
+        self.reasoning_size = 0  # None once too long to keep
+        self.signed = False  # the first functionCall part has gone out
+
+    def add_reasoning(self, text):
+        """Keep reasoning for the signature, until it is too long to keep at all."""
+        if text and self.reasoning_size is not None:
+            self.reasoning_size += len(text)
+            if self.reasoning_size > MAX_REASONING_BYTES:
+                self.reasoning, self.reasoning_size = [], None
+            else:
+                self.reasoning.append(text)
+
+    def split_content(self, delta, ended=False):
+        """(thoughts, answer text) of a delta: its reasoning field, or what the content's leading
+        ``<think>`` block releases, and the rest of its content; ``ended``: with what was held."""
+        field = reasoning_text(delta)
+        if field:
+            self.fielded = True
+            self.think.preopened = False  # the thoughts come in the field: the content is the answer
+        tagged, text = self.think.feed(content_text(delta.get("content")))
+        if ended:
+            more_tagged, more_text = self.think.finish()
+            tagged, text = tagged + more_tagged, text + more_text
+        return field if self.fielded else tagged, text
 
     def add_fragment(self, fragment):
         """Accumulate one tool-call delta. Keyed on id, falling back to index; a fragment with
@@ -358,9 +397,12 @@ class _Choice:
             if not call.complete():
                 break
             self.emitted += 1
-            part, problem = function_call_part(call.id, call.name, call.args if call.args is not None else call.arguments)
+            signature = None if self.signed else encode_signature("".join(self.reasoning))
+            part, problem = function_call_part(call.id, call.name, call.args if call.args is not None else call.arguments,
+                                               signature)
             if part:
                 parts.append(part)
+                self.signed = True
             elif self.length and self.emitted == len(self.calls):  # the last call: cut by the token limit
                 self.problems.append(cut_call_message(call.name))
             else:
@@ -371,8 +413,11 @@ class _Choice:
 class StreamTranslator:
     """Feed it upstream chunks (parsed JSON); it returns the Gemini chunks to send now."""
 
-    def __init__(self, options, candidate_count=1, limit=DEFAULT_MAX_UPSTREAM_RESPONSE_BYTES):
+    def __init__(self, options, candidate_count=1, limit=DEFAULT_MAX_UPSTREAM_RESPONSE_BYTES, preopened_think=False):
         self.options = options
+        # The model's template opens <think> in the prompt: hold the content's start until </think>
+        # (or 64 KiB) decides it. Off, a lone </think> counts only in the first piece of content.
+        self.preopened_think = preopened_think
         self.limit = limit  # MAX_UPSTREAM_RESPONSE_BYTES: of one tool call's arguments, of a text/x.enum answer
         self.expected = candidate_count
         self.choices = {}
@@ -405,20 +450,21 @@ class StreamTranslator:
 
     def _choice_parts(self, choice):
         index = choice.get("index") or 0
-        state = self.choices.get(index) or self.choices.setdefault(index, _Choice(self.limit))
+        state = self.choices.get(index) or self.choices.setdefault(index, _Choice(self.limit, self.preopened_think))
         if state.finish:  # duplicate finish chunks, late deltas: already answered
             return []
         if choice.get("usage"):  # Moonshot puts usage inside the choice
             self.usage = choice["usage"]
         delta = choice.get("delta") or choice.get("message") or {}
-        text = content_text(delta.get("content"))
+        thoughts, text = state.split_content(delta, ended=bool(choice.get("finish_reason")))
         if text and self.options.enum_answer:
             state.enum_text.append(text)  # a few tokens; sent whole once the answer is complete
             state.enum_size += len(text)
             if state.enum_size > self.limit:
                 raise UpstreamTooLarge(self.limit, "The upstream's text/x.enum answer")
             text = ""
-        parts = text_parts(delta, self.options, text)
+        parts = text_parts(delta, self.options, text, thoughts)
+        state.add_reasoning(thoughts)
         state.refused = state.refused or bool(refusal_text(delta))
         for fragment in tool_calls(delta):
             state.add_fragment(fragment)
@@ -458,8 +504,12 @@ class StreamTranslator:
         self.finished = True
         candidates = []
         for index, state in sorted(self.choices.items()):
-            text = unwrap_enum("".join(state.enum_text)) if state.enum_text else ""
-            parts = state.ready_calls(close_all=True) + [{"text": text}]
+            thoughts, text = state.split_content({}, ended=True)  # a stream that ended without a finish_reason
+            if text and self.options.enum_answer:
+                state.enum_text.append(text)
+            text = unwrap_enum("".join(state.enum_text)) if state.enum_text else text
+            state.add_reasoning(thoughts)
+            parts = text_parts({}, self.options, "", thoughts) + state.ready_calls(close_all=True) + [{"text": text}]
             candidate = {"content": {"parts": parts, "role": "model"}, "finishReason": state.finish, "index": index}
             finish_with_problems(candidate, state.problems, state.length)
             candidates.append(candidate)

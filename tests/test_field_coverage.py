@@ -59,7 +59,7 @@ GenerationConfig.thinkingConfig GenerationConfig.mediaResolution ThinkingConfig.
 ThinkingConfig.thinkingBudget ThinkingConfig.thinkingLevel Tool.functionDeclarations FunctionDeclaration.name
 FunctionDeclaration.description FunctionDeclaration.parameters FunctionDeclaration.parametersJsonSchema
 ToolConfig.functionCallingConfig ToolConfig.functionCallingConfig.mode
-ToolConfig.functionCallingConfig.allowedFunctionNames
+ToolConfig.functionCallingConfig.allowedFunctionNames Part.thoughtSignature
 """.split())
 
 BASE = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
@@ -89,7 +89,6 @@ IGNORED_SAMPLES = {
     "GenerateContentRequest.labels": {**BASE, "labels": {"team": "a"}},
     "GenerateContentRequest.store": {**BASE, "store": True},
     "SystemInstruction.role": {**BASE, "systemInstruction": {"role": "user", "parts": [{"text": "s"}]}},
-    "Part.thoughtSignature": with_part(thoughtSignature="c2ln"),
     "Part.partMetadata": with_part(partMetadata={"k": 1}),
     "Part.videoMetadata": with_part(videoMetadata={}),
     "VideoMetadata.startOffset": with_part(videoMetadata={"startOffset": "1s"}),

@@ -204,6 +204,17 @@ def test_thoughts_are_parts_marked_thought_only_when_asked(gemini, upstream):
     assert hidden["candidates"][0]["content"]["parts"] == [{"text": "42"}]
 
 
+@pytest.mark.parametrize("content", ["<think>\nLet me think.\n</think>\n\n42", "Let me think.\n</think>\n\n42"])
+def test_a_think_block_in_content_is_thoughts_only_when_asked(gemini, upstream, content):
+    upstream.reply(Json(completion(content)), Json(completion(content)))
+
+    shown = gemini(PATH, {**hello(), "generationConfig": {"thinkingConfig": {"includeThoughts": True}}}).json()
+    hidden = gemini(PATH, hello()).json()
+
+    assert shown["candidates"][0]["content"]["parts"] == [{"text": "Let me think.\n", "thought": True}, {"text": "42"}]
+    assert hidden["candidates"][0]["content"]["parts"] == [{"text": "42"}]
+
+
 # --- the upstream request -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("field, value, openai_field, expected", [

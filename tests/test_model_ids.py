@@ -7,7 +7,8 @@ import requests
 from google import genai
 from google.genai import types
 
-from gemini_compat.config import ConfigError, ModelAlias, Settings
+from gemini_compat.config import ConfigError, Settings
+from gemini_compat.model_patterns import ModelRule
 from gemini_compat.models import aliased, gemini_models
 from helpers import KEY, error_of, hello
 
@@ -39,13 +40,13 @@ def test_alias_patterns_first_match_wins(name, expected):
     ("*", "", True), ("a**b", "ab", True), ("*b*", "abc", True), ("*b*", "ac", False),
 ])
 def test_alias_patterns(pattern, model, matches):
-    assert ModelAlias(pattern, "x").matches(model) is matches
+    assert ModelRule(pattern, "x").matches(model) is matches
 
 
 def test_alias_patterns_match_in_linear_time():
     # A model ID comes from the request path; a regex of several ".*" would backtrack for minutes here.
     started = time.perf_counter()
-    assert not ModelAlias("*-*-*-*-*-x", "y").matches("-" * 8000)
+    assert not ModelRule("*-*-*-*-*-x", "y").matches("-" * 8000)
     assert time.perf_counter() - started < 0.5
 
 

@@ -1,11 +1,13 @@
 """Gemini request -> OpenAI request: pure, table-driven."""
 
 import base64
+import zlib
 
 import pytest
 
 from gemini_compat.errors import InvalidArgument
 from gemini_compat.request_translation import CallIds, chat_request, standard_base64
+from gemini_compat.thought_signature import encode as encode_signature
 from gemini_compat.validation import GENERATE_CONTENT
 
 
@@ -103,14 +105,9 @@ GENERATION_CONFIG = [
     ({"responseMimeType": "text/plain"}, {}),
     ({"responseLogprobs": True, "logprobs": 3}, {"logprobs": True, "top_logprobs": 3}),
     ({"responseLogprobs": True}, {"logprobs": True}),
-    ({"thinkingConfig": {"thinkingBudget": 0}}, {"reasoning_effort": "none"}),
-    ({"thinkingConfig": {"thinkingBudget": -1}}, {}),
-    ({"thinkingConfig": {"thinkingBudget": 1024}}, {"reasoning_effort": "low"}),
-    ({"thinkingConfig": {"thinkingBudget": 4096}}, {"reasoning_effort": "medium"}),
-    ({"thinkingConfig": {"thinkingBudget": 24576}}, {"reasoning_effort": "high"}),
-    ({"thinkingConfig": {"thinkingLevel": "MINIMAL"}}, {"reasoning_effort": "minimal"}),
-    ({"thinkingConfig": {"thinkingLevel": "HIGH", "includeThoughts": True}}, {"reasoning_effort": "high"}),
-    ({"thinkingConfig": {"includeThoughts": True}}, {}),
+    # thinkingConfig in each upstream family's fields: tests/test_thinking.py. Without a dialect, none.
+    ({"thinkingConfig": {"thinkingBudget": 0}}, {}),
+    ({"thinkingConfig": {"thinkingLevel": "HIGH", "includeThoughts": True}}, {}),
     ({"mediaResolution": "MEDIA_RESOLUTION_LOW", "enableEnhancedCivicAnswers": True, "responseModalities": ["TEXT"]}, {}),
 ]
 
@@ -451,6 +448,58 @@ def test_reasoning_of_a_tool_call_turn_is_sent_back():
     contents = [user("go"), model({"text": "I should call f", "thought": True}, call("f")), user(reply("f", {}))]
     request, _ = translate({"contents": contents})
     assert request["messages"][1]["reasoning_content"] == "I should call f"
+
+
+def signed_call(name, reasoning=None, signature=None, id=None):
+    """A functionCall part carrying the signature the function gave it (or any ``signature``)."""
+    return {**call(name, id=id), "thoughtSignature": signature if signature is not None else encode_signature(reasoning)}
+
+
+def test_reasoning_kept_in_a_signature_comes_back_on_that_turn_only():
+    contents = [user("go"), model(signed_call("f", "I should call f"), call("g")), user(reply("f", {}), reply("g", {})),
+                model(call("h")), user(reply("h", {})),
+                model(signed_call("k", "Now k")), user(reply("k", {})), model("done"), user("thanks")]
+    messages = translate({"contents": contents})[0]["messages"]
+    assert [(m["role"], m.get("reasoning_content")) for m in messages] == [
+        ("user", None), ("assistant", "I should call f"), ("tool", None), ("tool", None), ("assistant", None),
+        ("tool", None), ("assistant", "Now k"), ("tool", None), ("assistant", None), ("user", None)]
+    assert "thoughtSignature" not in str(messages)
+
+
+def test_thought_parts_sent_back_win_over_the_signature():
+    contents = [user("go"), model({"text": "What the client kept", "thought": True}, signed_call("f", "Signed")),
+                user(reply("f", {}))]
+    assert translate({"contents": contents})[0]["messages"][1]["reasoning_content"] == "What the client kept"
+
+
+def test_a_streamed_turn_recorded_chunk_by_chunk_keeps_its_signature():
+    signature = base64.urlsafe_b64encode(base64.b64decode(encode_signature("Hmm, f."))).decode()  # as the SDK sends it
+    contents = [user("go"), model("Let me check."), model(signed_call("f", signature=signature)), model(""),
+                user(reply("f", {}))]
+    assert translate({"contents": contents})[0]["messages"][1] == {
+        "role": "assistant", "content": "Let me check.", "reasoning_content": "Hmm, f.",
+        "tool_calls": [{"id": "call00001", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}
+
+
+BOMB = base64.b64encode(b"gcR\x01" + zlib.compress(b"\0" * (16 * 1024 * 1024), 9)).decode()
+FOREIGN_SIGNATURES = [
+    "skip_thought_signature_validator", base64.b64encode(bytes(range(256))).decode(), "c2ln", "", "not base64!",
+    "é", BOMB, "QUFB" * 20_000, base64.b64encode(b"gcR\x01" + zlib.compress(b"x" * 10_000_000)[:-4]).decode(),
+]
+
+
+@pytest.mark.parametrize("signature", FOREIGN_SIGNATURES, ids=lambda s: s[:20])
+def test_signatures_not_ours_are_ignored(signature):
+    contents = [user("go"), model(signed_call("f", signature=signature)), user(reply("f", {}))]
+    message = translate({"contents": contents})[0]["messages"][1]
+    assert "reasoning_content" not in message and message["tool_calls"][0]["function"]["name"] == "f"
+
+
+def test_a_signature_only_counts_on_a_function_call_part():
+    contents = [user("go"), model({"text": "a", "thoughtSignature": encode_signature("text part")}, call("f")),
+                user(reply("f", {})), model({"text": "b", "thoughtSignature": encode_signature("no call")})]
+    messages = translate({"contents": contents})[0]["messages"]
+    assert "reasoning_content" not in messages[1] and messages[-1] == {"role": "assistant", "content": "b"}
 
 
 def test_call_ids_unit():

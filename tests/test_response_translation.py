@@ -8,6 +8,7 @@ from fake_upstream import chunk, completion, tool_call, usage
 from gemini_compat.errors import GeminiError, UpstreamError
 from gemini_compat.request_translation import ResponseOptions
 from gemini_compat.response_translation import StreamTranslator, gemini_response, parse_arguments, usage_metadata
+from gemini_compat.thought_signature import decode as decode_signature
 
 OPTIONS = ResponseOptions(model="requested-model")
 THOUGHTFUL = ResponseOptions(model="m", include_thoughts=True)
@@ -397,3 +398,193 @@ def test_the_deprecated_function_call_delta():
     out = run([chunk({"function_call": {"name": "f", "arguments": '{"a"'}}),
                chunk({"function_call": {"arguments": ": 1}"}}), chunk({}, finish="function_call")])
     assert calls(out) == [{"name": "f", "args": {"a": 1}}]
+
+
+# --- the turn's reasoning in the first call's thoughtSignature ---------------------------------
+
+def signed(parts):
+    """(functionCall name, the reasoning its thoughtSignature holds) for each call part."""
+    return [(p["functionCall"]["name"], decode_signature(p["thoughtSignature"]) if "thoughtSignature" in p else None)
+            for p in parts if "functionCall" in p]
+
+
+@pytest.mark.parametrize("options", [OPTIONS, THOUGHTFUL], ids=["includeThoughts false", "includeThoughts true"])
+def test_reasoning_rides_in_the_first_calls_signature(options):
+    answer = completion(None, finish="tool_calls", reasoning_content="Paris, then Oslo.", tool_calls=[
+        tool_call("get_weather", {"city": "Paris"}, "c1"), tool_call("get_weather", {"city": "Oslo"}, "c2")])
+    parts = gemini_response(answer, options)["candidates"][0]["content"]["parts"]
+    assert signed(parts) == [("get_weather", "Paris, then Oslo."), ("get_weather", None)]
+    assert parts[-2]["functionCall"] == {"id": "c1", "name": "get_weather", "args": {"city": "Paris"}}
+    assert [p.get("thought") for p in parts if "text" in p] == ([True] if options.include_thoughts else [])
+
+
+def test_no_signature_without_reasoning_or_without_calls():
+    plain = completion(None, finish="tool_calls", tool_calls=[tool_call("f", {}, "c1")])
+    assert signed(gemini_response(plain, OPTIONS)["candidates"][0]["content"]["parts"]) == [("f", None)]
+    thinking = completion("42", reasoning_content="Six times seven.")
+    assert all("thoughtSignature" not in p for p in gemini_response(thinking, OPTIONS)["candidates"][0]["content"]["parts"])
+
+
+def test_a_malformed_first_call_passes_the_signature_to_the_first_call_returned():
+    answer = completion(None, finish="tool_calls", reasoning_content="Hmm.", tool_calls=[
+        tool_call("f", '{"a": ', "c1"), tool_call("g", {}, "c2"), tool_call("h", {}, "c3")])
+    candidate = gemini_response(answer, OPTIONS)["candidates"][0]
+    assert signed(candidate["content"]["parts"]) == [("g", "Hmm."), ("h", None)]
+    assert candidate["finishReason"] == "MALFORMED_FUNCTION_CALL"
+
+
+def test_reasoning_in_openrouter_details_is_kept_too():
+    answer = completion(None, finish="tool_calls", reasoning_details=[{"type": "reasoning.text", "text": "Use f."}],
+                        tool_calls=[tool_call("f", {}, "c1")])
+    assert signed(gemini_response(answer, OPTIONS)["candidates"][0]["content"]["parts"]) == [("f", "Use f.")]
+
+
+@pytest.mark.parametrize("options", [OPTIONS, THOUGHTFUL], ids=["includeThoughts false", "includeThoughts true"])
+def test_streamed_reasoning_rides_in_the_first_calls_signature(options):
+    out = run([chunk({"role": "assistant", "reasoning_content": "Paris"}), chunk({"reasoning_content": ", then"}),
+               chunk({"reasoning": " Oslo."}), frag(0, "c1", "weather", '{"city": '), frag(0, arguments='"Paris"}'),
+               frag(1, "c2", "time", '{"tz": "UTC"}')] + FINISH, options=options, done=False)
+    parts = [p for c in out for p in c["candidates"][0]["content"]["parts"]]
+    assert signed(parts) == [("weather", "Paris, then Oslo."), ("time", None)]
+    assert calls(out) == [PARIS, NOW]
+    assert any(p.get("thought") for p in parts) == options.include_thoughts
+
+
+def test_a_streamed_call_completed_only_at_the_finish_is_signed_too():
+    """A call without arguments is known whole only when the answer finishes."""
+    out = run([chunk({"reasoning_content": "Hmm."}), frag(0, "c1", "ping", "")] + FINISH, done=False)
+    assert signed([p for c in out for p in c["candidates"][0]["content"]["parts"]]) == [("ping", "Hmm.")]
+    out = run([chunk({"reasoning_content": "Hmm."}), frag(0, "c1", "ping", "")])  # [DONE] without a finish
+    assert signed(last(out)["content"]["parts"]) == [("ping", "Hmm.")]
+
+
+def test_streamed_reasoning_too_long_to_keep_gets_no_signature():
+    piece = "x" * 65536
+    out = run([chunk({"reasoning_content": piece}) for _ in range(3)] + [frag(0, "c1", "ping", "")] + FINISH, done=False)
+    assert signed([p for c in out for p in c["candidates"][0]["content"]["parts"]]) == [("ping", None)]
+    out = run([chunk({"reasoning_content": piece}) for _ in range(1)] + [frag(0, "c1", "ping", "")] + FINISH, done=False)
+    assert signed([p for c in out for p in c["candidates"][0]["content"]["parts"]]) == [("ping", piece)]
+
+
+# --- <think> blocks in content -----------------------------------------------------------------
+
+THINK_ANSWERS = [
+    "<think>\nSix times seven.</think>\n\n42",  # vLLM without a reasoning parser, llama.cpp "none"
+    "Six times seven.</think>\n\n42",  # the template opened the block in the prompt
+    "\n<thinking>Six times seven.</thinking>42",
+]
+
+
+@pytest.mark.parametrize("content", THINK_ANSWERS)
+@pytest.mark.parametrize("options", [OPTIONS, THOUGHTFUL])
+def test_a_think_block_in_content_is_thoughts_whole(content, options):
+    parts = gemini_response(completion(content), options)["candidates"][0]["content"]["parts"]
+    thoughts = [{"text": "Six times seven.", "thought": True}] if options.include_thoughts else []
+    assert parts == thoughts + [{"text": "42"}]
+
+
+@pytest.mark.parametrize("options", [OPTIONS, THOUGHTFUL])
+def test_think_tags_later_in_an_answer_and_empty_blocks(options):
+    assert gemini_response(completion("Use <think>x</think> tags."), options)["candidates"][0]["content"]["parts"] == [
+        {"text": "Use <think>x</think> tags."}]
+    assert gemini_response(completion("<think>\n\n</think>\n\n42"), options)["candidates"][0]["content"]["parts"] == [
+        {"text": "42"}]
+
+
+@pytest.mark.parametrize("options", [OPTIONS, THOUGHTFUL])
+def test_both_the_reasoning_field_and_the_tags_give_the_thoughts_once_whole(options):
+    # llama.cpp --reasoning-format deepseek-legacy
+    answer = completion("<think>Six times seven.</think>\n\n42", reasoning_content="Six times seven.")
+    parts = gemini_response(answer, options)["candidates"][0]["content"]["parts"]
+    assert parts == [{"text": "Six times seven.", "thought": True}] * options.include_thoughts + [{"text": "42"}]
+
+
+def test_json_and_enum_answers_after_a_think_block_parse():
+    answer = completion('<think>The user wants JSON.</think>\n\n{"ok": true}')
+    [part] = gemini_response(answer, OPTIONS)["candidates"][0]["content"]["parts"]
+    assert json.loads(part["text"]) == {"ok": True}
+    options = ResponseOptions(model="m", enum_answer=True)
+    answer = completion('<think>{"value": "pos"}?</think>\n{"value": "neg"}')
+    assert gemini_response(answer, options)["candidates"][0]["content"]["parts"] == [{"text": "neg"}]
+
+
+def stream_of(pieces, **delta):
+    return [chunk({"role": "assistant", "content": "", **delta})] + [chunk({"content": p}) for p in pieces] + [
+        chunk({}, finish="stop"), chunk(choices=[], usage_=usage())]
+
+
+def thought_texts(out):
+    return [p["text"] for c in out for cand in c["candidates"] for p in cand["content"]["parts"] if p.get("thought")]
+
+
+def answer_text(out):
+    return "".join(p["text"] for c in out for cand in c["candidates"] for p in cand["content"]["parts"]
+                   if not p.get("thought"))
+
+
+@pytest.mark.parametrize("options", [OPTIONS, THOUGHTFUL])
+def test_a_streamed_think_block_is_thought_parts_as_it_arrives(options):
+    out = run(stream_of(["<thi", "nk>\nSix", " times seven.</th", "ink>\n\n4", "2"]), options=options)
+    assert thought_texts(out) == (["Six", " times seven."] if options.include_thoughts else [])
+    assert texts(out)[-3:] == ["4", "2", ""]
+    assert answer_text(out) == "42"
+    assert options.include_thoughts or "Six" not in json.dumps(out)
+
+
+def test_streamed_answer_text_is_not_held():
+    translator = StreamTranslator(OPTIONS)
+    assert translator.translate(chunk({"content": "<"})) == []  # could open a block
+    assert texts(translator.translate(chunk({"content": "b>Bold"}))) == ["<b>Bold"]
+    assert texts(translator.translate(chunk({"content": " <think>"}))) == [" <think>"]
+
+
+@pytest.mark.parametrize("preopened", [False, True])
+def test_a_streamed_lone_closing_tag(preopened):
+    """Held only when the translator is told that the template opens the block in the prompt;
+    otherwise it counts when it comes in the content's first piece (a relay's single chunk)."""
+    out = run(stream_of(["Six times seven.</think>\n\n42"]), options=THOUGHTFUL)
+    assert thought_texts(out) == ["Six times seven."] and answer_text(out) == "42"
+    translator = StreamTranslator(THOUGHTFUL, preopened_think=preopened)
+    out = [c for item in stream_of(["Six times", " seven.</think>", "\n\n42"]) for c in translator.translate(item)]
+    if preopened:
+        assert thought_texts(out) == ["Six times seven."] and answer_text(out) == "42"
+    else:
+        assert thought_texts(out) == [] and answer_text(out) == "Six times seven.</think>\n\n42"
+
+
+def test_preopened_holding_stops_when_the_upstream_sends_a_reasoning_field():
+    translator = StreamTranslator(THOUGHTFUL, preopened_think=True)
+    assert texts(translator.translate(chunk({"reasoning_content": "Hmm."}))) == ["Hmm."]
+    assert texts(translator.translate(chunk({"content": "42"}))) == ["42"]
+
+
+@pytest.mark.parametrize("options", [OPTIONS, THOUGHTFUL])
+def test_both_the_reasoning_field_and_the_tags_give_the_thoughts_once_streamed(options):
+    out = run([chunk({"role": "assistant", "reasoning_content": "Six", "content": "<think>Six"}),
+               chunk({"reasoning_content": " times seven.", "content": " times seven."}),
+               chunk({"content": "</think>\n\n42"}), chunk({}, finish="stop")], options=options)
+    assert thought_texts(out) == (["Six", " times seven."] if options.include_thoughts else [])
+    assert answer_text(out) == "42"
+
+
+def test_a_streamed_enum_answer_after_a_think_block_is_unwrapped():
+    out = run(stream_of(["<think>h", 'mm</think>\n{"val', 'ue": "pos"}']), options=ResponseOptions(model="m", enum_answer=True))
+    assert texts(out) == ["pos"]
+
+
+@pytest.mark.parametrize("pieces,thoughts,text", [
+    (["<th"], [], "<th"),  # held as a possible tag: the end releases it as text
+    (["<think>Hm", "m</thi"], ["Hm", "m", "</thi"], ""),  # a block that never closed is all thoughts
+])
+def test_what_is_held_comes_out_when_a_stream_ends_without_a_finish_reason(pieces, thoughts, text):
+    out = run([chunk({"content": p}) for p in pieces], options=THOUGHTFUL)
+    assert thought_texts(out) == thoughts and answer_text(out) == text
+    assert last(out)["finishReason"] == "STOP" and last(out)["content"]["parts"][-1] == {"text": text}
+
+
+def test_reasoning_split_from_think_tags_is_kept_too():
+    answer = completion("<think>Use f.</think>", finish="tool_calls", tool_calls=[tool_call("f", {}, "c1")])
+    assert signed(gemini_response(answer, OPTIONS)["candidates"][0]["content"]["parts"]) == [("f", "Use f.")]
+    out = run([chunk({"content": "<think>Use"}), chunk({"content": " f.</think>"}), frag(0, "c1", "ping", "")] + FINISH,
+              done=False)
+    assert signed([p for c in out for p in c["candidates"][0]["content"]["parts"]]) == [("ping", "Use f.")]

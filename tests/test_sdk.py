@@ -131,6 +131,30 @@ def test_generate_content_stream_yields_deltas_then_finish_and_usage(sdk, upstre
     assert sent["messages"] == [{"role": "user", "content": "Greet me"}]
 
 
+@pytest.mark.parametrize("include", [True, False])
+def test_a_think_block_in_streamed_content_reaches_the_sdk_as_thoughts(sdk, upstream, include):
+    upstream.reply(Stream(text_stream(["<think>", "Six times", " seven.</thi", "nk>\n\n", "4", "2"])))
+    config = types.GenerateContentConfig(thinking_config=types.ThinkingConfig(include_thoughts=include))
+
+    chunks = list(sdk.client.models.generate_content_stream(model=MODEL, contents="Answer?", config=config))
+
+    parts = [(p.text, bool(p.thought)) for c in chunks for p in c.candidates[0].content.parts if p.text]
+    thoughts = [("Six times", True), (" seven.", True)] if include else []
+    assert parts == thoughts + [("4", False), ("2", False)]
+    assert "".join(c.text or "" for c in chunks) == "42"
+
+
+def test_a_json_answer_after_a_think_block_parses_in_the_sdk(sdk, upstream):
+    upstream.reply(Json(completion('<think>They want JSON.</think>\n\n{"answer": 42}')))
+    config = types.GenerateContentConfig(response_mime_type="application/json",
+                                         response_schema={"type": "OBJECT", "properties": {"answer": {"type": "INTEGER"}}})
+
+    response = sdk.client.models.generate_content(model=MODEL, contents="Answer?", config=config)
+
+    assert response.parsed == {"answer": 42}
+    assert response.text == '{"answer": 42}'
+
+
 def test_line_separators_stream_through_whole(sdk, upstream):
     pieces = ["one\u2028two", "\u2029three\u0085", "four"]
     upstream.reply(Stream(text_stream(pieces)))

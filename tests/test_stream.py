@@ -563,6 +563,34 @@ def test_reasoning_deltas_are_thought_parts_only_when_asked(function, upstream, 
     assert events[-1]["usageMetadata"]["candidatesTokenCount"] == 4
 
 
+@pytest.mark.parametrize("include", [True, False])
+def test_a_think_block_in_streamed_content_is_thoughts_not_answer(function, upstream, include):
+    # vLLM without a reasoning parser, llama.cpp --reasoning-format none: the tags cut anywhere
+    resume = threading.Event()
+    if not include:
+        resume.set()  # nothing is sent before the answer: the function's answer starts with it
+    upstream.reply(Stream([ROLE, chunk({"content": "\n<thi"}), chunk({"content": "nk>\nLet me"}),
+                           Pause(until=resume, timeout=30), chunk({"content": " think.</th"}),
+                           chunk({"content": "ink>\n\nAn"}), chunk({"content": "swer <think> stays"}),
+                           chunk({}, finish="stop"), chunk(choices=[], usage_=usage()), "[DONE]"]))
+    body = {**hello(), "generationConfig": {"thinkingConfig": {"includeThoughts": include}}}
+    try:
+        response = post_stream(function, SSE, body, stream=True, timeout=(5, 5))
+        assert response.status_code == 200
+        pieces = response.iter_content(chunk_size=None)
+        received = b""
+        if include:  # the thoughts leave as they come, before the upstream goes on
+            while b"Let me" not in received:
+                received += next(pieces)
+            assert not resume.is_set()
+    finally:
+        resume.set()
+    events = sse_events(received + b"".join(pieces))
+    assert_clean_answer(events, "Answer <think> stays")
+    assert text_of(events, thoughts=True) == ("Let me think." if include else "")
+    assert include or "Let me" not in json.dumps(events)
+
+
 def test_several_candidates_stream_with_their_index(function, upstream):
     def both(delta0, delta1, finish=None):
         return chunk(choices=[{"index": 0, "delta": delta0, "finish_reason": finish},

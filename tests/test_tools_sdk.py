@@ -193,4 +193,65 @@ def test_thoughts_with_include_thoughts(client, upstream):
     assert response.text == "42"
     assert response.usage_metadata.thoughts_token_count == 20
     assert response.usage_metadata.candidates_token_count == 10
-    assert upstream.last["reasoning_effort"] == "medium"
+    # qwen-turbo: the DashScope dialect, whose budget field is thinking_budget
+    assert (upstream.last["enable_thinking"], upstream.last["thinking_budget"]) == (True, 2048)
+
+
+DEEPSEEK_REASONING = "The user wants Rome's weather: call get_weather with city Rome. 思考中…"
+
+
+def deepseek_thinking(body):
+    """DeepSeek in thinking mode: an assistant tool-call turn without its reasoning_content is a 400;
+    otherwise reasoning and a tool call first, and a final answer once the tool result is in."""
+    messages = body["messages"]
+    for message in messages:
+        if message["role"] == "assistant" and message.get("tool_calls") and "reasoning_content" not in message:
+            return Json({"error": {"message": "The reasoning_content in the thinking mode must be passed back to the API",
+                                   "type": "invalid_request_error", "param": None, "code": "invalid_request_error"}},
+                        status=400)
+    if messages[-1]["role"] == "tool":
+        reasoning, content, calls, finish = "The tool says 21 °C.", "It is 21 °C in Rome.", None, "stop"
+    else:
+        reasoning, content, calls, finish = DEEPSEEK_REASONING, "", [tool_call("get_weather", {"city": "Rome"}, "call_0")], "tool_calls"
+    if not body.get("stream"):
+        return Json(completion(content, finish=finish, tool_calls=calls, model="deepseek-reasoner",
+                               reasoning_content=reasoning, usage_=usage(10, 30, reasoning=20)))
+    items = [chunk({"role": "assistant", "content": None, "reasoning_content": ""}, model="deepseek-reasoner")]
+    items += [chunk({"reasoning_content": reasoning[i:i + 9]}, model="deepseek-reasoner") for i in range(0, len(reasoning), 9)]
+    if calls:
+        items.append(chunk({"tool_calls": [{"index": 0, **calls[0], "function": {"name": "get_weather", "arguments": ""}}]}))
+        items += [chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}) for piece in ('{"city"', ': "Rome"}')]
+    else:
+        items.append(chunk({"content": content}, model="deepseek-reasoner"))
+    items += [chunk({}, finish=finish), chunk(choices=[], usage_=usage(10, 30, reasoning=20)), "[DONE]"]
+    return Stream(items)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_a_deepseek_thinking_tool_loop_keeps_its_reasoning_without_the_client_seeing_it(client, upstream, stream):
+    seen = []
+
+    def get_weather(city: str) -> dict:
+        """Current weather in a city."""
+        seen.append(city)
+        return {"temp_c": 21}
+
+    upstream.reply(deepseek_thinking, deepseek_thinking)
+    config = types.GenerateContentConfig(tools=[get_weather],
+                                         thinking_config=types.ThinkingConfig(include_thoughts=False))
+    if stream:
+        chunks = list(client.models.generate_content_stream(model="deepseek-reasoner", contents="Weather in Rome?",
+                                                            config=config))
+        text = "".join(c.text or "" for c in chunks)
+        parts = [p for c in chunks if c.candidates and c.candidates[0].content for p in c.candidates[0].content.parts or ()]
+    else:
+        response = client.models.generate_content(model="deepseek-reasoner", contents="Weather in Rome?", config=config)
+        text, parts = response.text, response.candidates[0].content.parts
+        call_turn = response.automatic_function_calling_history[1]
+        assert call_turn.parts[0].function_call.name == "get_weather" and call_turn.parts[0].thought_signature
+    assert text == "It is 21 °C in Rome." and seen == ["Rome"]
+    assert not any(p.thought for p in parts)  # includeThoughts false: no thought reaches the client
+    first, second = (r["json"] for r in upstream.chat_requests[-2:])
+    assert [m["role"] for m in second["messages"]] == ["user", "assistant", "tool"]
+    assert second["messages"][1]["reasoning_content"] == DEEPSEEK_REASONING
+    assert "reasoning_content" not in first["messages"][0]

@@ -451,7 +451,7 @@ def test_camel_case_request_is_translated(gemini, upstream):
     assert sent["response_format"]["type"] == "json_schema"
     assert sent["response_format"]["json_schema"]["schema"] == RESPONSE_JSON_SCHEMA
     assert (sent["logprobs"], sent["top_logprobs"]) == (True, 3)
-    assert sent["reasoning_effort"] == "medium"
+    assert (sent["enable_thinking"], sent["thinking_budget"]) == (True, 2048)  # qwen-turbo: DashScope's fields
     assert sent["tool_choice"] == "required"
     tools = {tool["function"]["name"]: tool["function"] for tool in sent["tools"]}
     assert set(tools) == {"get_weather", "lookup_user"}
