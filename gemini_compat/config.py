@@ -57,6 +57,9 @@ class Settings:
     # How the upstream takes thinkingConfig (thinking.DIALECTS), and per-model overrides (ModelRules).
     upstream_thinking: str = "auto"
     thinking_rules: tuple = ()
+    # <think> blocks in content: "leading" (only at the start), or "preopened" (the model's template
+    # opens the block in the prompt, so a stream's start is held until </think>, at most 64 KiB).
+    think_tags: str = "leading"
     gcp_project: str = ""
     # functions-framework's gunicorn threads (its own default: 4 per core): the pool's size too.
     threads: int = 4 * (os.cpu_count() or 1)
@@ -99,7 +102,8 @@ class Settings:
                                         minimum=0.001),
             max_upstream_response_bytes=_number(env, "MAX_UPSTREAM_RESPONSE_BYTES",
                                                 DEFAULT_MAX_UPSTREAM_RESPONSE_BYTES, int, minimum=1024),
-            upstream_thinking=_dialect("UPSTREAM_THINKING", _text(env, "UPSTREAM_THINKING").lower() or "auto"),
+            upstream_thinking=_choice("UPSTREAM_THINKING", _text(env, "UPSTREAM_THINKING").lower() or "auto", DIALECTS),
+            think_tags=_choice("THINK_TAGS", _text(env, "THINK_TAGS").lower() or "leading", ("leading", "preopened")),
             thinking_rules=_thinking_rules(env),
             gcp_project=_text(env, "GOOGLE_CLOUD_PROJECT") or _text(env, "GCP_PROJECT"),
             threads=_number(env, "THREADS", 4 * (os.cpu_count() or 1), int, minimum=1),
@@ -144,9 +148,9 @@ def _number(env, name, default, kind, minimum):
     return value
 
 
-def _dialect(name, value):
-    if value not in DIALECTS:
-        raise ConfigError(f"{name}: {value!r} is not one of {', '.join(DIALECTS)}")
+def _choice(name, value, choices):
+    if value not in choices:
+        raise ConfigError(f"{name}: {value!r} is not one of {', '.join(choices)}")
     return value
 
 
@@ -156,7 +160,7 @@ def _thinking_rules(env):
         name, equals, dialect = (part.strip() for part in item.partition("="))
         if not equals or not is_model_id(name.replace("*", "x")):
             raise ConfigError(f"THINKING_RULES entries are model=dialect or pattern=dialect (qwen3-*=vllm), got {item!r}")
-        rules.append(ModelRule(name, _dialect("THINKING_RULES", dialect.lower())))
+        rules.append(ModelRule(name, _choice("THINKING_RULES", dialect.lower(), DIALECTS)))
     return tuple(rules)
 
 

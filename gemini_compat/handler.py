@@ -9,7 +9,7 @@ from .errors import GeminiError, InvalidArgument, PermissionDenied, UpstreamErro
 from .logs import RequestLog, emit
 from .embeddings import embedding_batches, embedding_vectors
 from .request_translation import chat_request
-from .response_translation import StreamTranslator, gemini_response
+from .response_translation import StreamTranslator, gemini_response, merged_response
 from .json_wire import dumps
 from .sse import sse_event
 from .upstream import Upstream
@@ -92,13 +92,35 @@ class Gateway:
             return error_response(GeminiError("An internal error has occurred."))
 
     def generate(self, model, key, body, log):
-        payload, options = chat_request(body, model, stream=False, thinking_dialect=self.thinking_dialect(model))
+        dialect = self.thinking_dialect(model)
+        payload, options = chat_request(body, model, stream=False, thinking_dialect=dialect)
         body.clear()  # translated: its media (up to MAX_REQUEST_BYTES) need not stay while the payload is sent
-        completion = self.upstream.post_json("/chat/completions", payload, key)
-        response = translated(gemini_response, completion, options)
+        if thinking.answers_only_streamed(dialect, model, payload):
+            response = self.assembled(payload, options, key)
+        else:
+            completion = self.upstream.post_json("/chat/completions", payload, key)
+            response = translated(gemini_response, completion, options)
         log.fields.update(upstreamStatus=200, modelVersion=response["modelVersion"],
                           usage=response.get("usageMetadata", {}))
         return json_response(response)
+
+    def assembled(self, payload, options, key):
+        """One answer, from the upstream's stream of it."""
+        streamed = {**payload, "stream": True, "stream_options": {"include_usage": True}}
+        limit = self.settings.max_upstream_response_bytes
+
+        def attempt():
+            stream = self.upstream.open_stream(streamed, key)
+            try:
+                return merged_response(gemini_chunks(stream, self.stream_translator(options, payload)), limit)
+            finally:
+                stream.close()
+
+        return self.upstream.with_retries(attempt)
+
+    def stream_translator(self, options, payload):
+        return StreamTranslator(options, payload.get("n", 1), self.settings.max_upstream_response_bytes,
+                                preopened_think=self.settings.think_tags == "preopened")
 
     def thinking_dialect(self, model):
         return thinking.dialect_for(model, self.settings.thinking_rules, self.settings.upstream_thinking)
@@ -140,7 +162,7 @@ class Gateway:
         def start():
             # Run up to the first chunk now, so that a failure before any output is a real HTTP
             # error, and worth a retry.
-            translator = StreamTranslator(options, payload.get("n", 1), self.settings.max_upstream_response_bytes)
+            translator = self.stream_translator(options, payload)
             chunks = stream_body(self.upstream.open_stream(payload, key), translator, sse, log)
             return next(chunks), chunks
 

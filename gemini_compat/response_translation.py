@@ -523,3 +523,59 @@ class StreamTranslator:
         if self.response_id:
             chunk["responseId"] = self.response_id
         return chunk
+
+
+# --- a stream assembled into one answer --------------------------------------------------------
+
+def merged_response(chunks, limit=DEFAULT_MAX_UPSTREAM_RESPONSE_BYTES):
+    """One GenerateContentResponse from the Gemini chunks of a streamed answer (for an upstream that
+    answers some calls only as a stream): each candidate's consecutive text (or thought text) joined,
+    its other parts in order, logprobs concatenated, and the last finish, usage and model seen; held
+    whole, so at most ``limit`` characters of text, as a whole answer is at most that many bytes.
+
+    ``[{"candidates": [{"content": {"parts": [{"text": "Hel"}], ...}, "index": 0}]},
+    {"candidates": [{"content": {"parts": [{"text": "lo"}], ...}, "finishReason": "STOP", "index": 0}]}]``
+    -> ``{"candidates": [{"content": {"parts": [{"text": "Hello"}], "role": "model"}, "index": 0,
+    "finishReason": "STOP"}]}``"""
+    response, candidates, size = {}, {}, 0
+    for chunk in chunks:
+        for index, candidate in enumerate(chunk.get("candidates", ())):
+            size += sum(len(part.get("text", "")) for part in candidate["content"]["parts"])
+            if size > limit:
+                raise UpstreamTooLarge(limit)
+            position = candidate.get("index", index)
+            into = candidates.setdefault(position, {"content": {"parts": [], "role": "model"}, "index": position})
+            _merge_parts(into["content"]["parts"], candidate["content"]["parts"])
+            _merge_logprobs(into, candidate)
+            into.update((key, value) for key, value in candidate.items()
+                        if key not in ("content", "index", "logprobsResult", "avgLogprobs"))
+        response.update((key, value) for key, value in chunk.items() if key != "candidates")
+    for candidate in candidates.values():  # the stream's closing empty text, where other parts exist
+        parts = candidate["content"]["parts"]
+        parts[:] = [part for part in parts if part != {"text": ""}] or [{"text": ""}]
+    return {"candidates": [candidates[position] for position in sorted(candidates)], **response}
+
+
+def _merge_parts(parts, new_parts):
+    for part in new_parts:
+        last = parts[-1] if parts else None
+        if last is not None and _plain_text(part) and _plain_text(last) and last.get("thought") == part.get("thought"):
+            last["text"] += part["text"]
+        else:
+            parts.append(dict(part))
+
+
+def _plain_text(part):
+    return "text" in part and set(part) <= {"text", "thought"}
+
+
+def _merge_logprobs(into, candidate):
+    new = candidate.get("logprobsResult")
+    if not new:
+        return
+    result = into.setdefault("logprobsResult", {"chosenCandidates": [], "logProbabilitySum": 0.0})
+    result["chosenCandidates"] += new["chosenCandidates"]
+    result["logProbabilitySum"] += new["logProbabilitySum"]
+    if "topCandidates" in new:
+        result.setdefault("topCandidates", []).extend(new["topCandidates"])
+    into["avgLogprobs"] = result["logProbabilitySum"] / len(result["chosenCandidates"])

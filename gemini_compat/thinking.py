@@ -53,6 +53,15 @@ def dialect_for(model, rules, configured):
     return first_match(AUTO_RULES, model.lower(), "none") if dialect == "auto" else dialect
 
 
+def answers_only_streamed(dialect, model, payload):
+    """Whether the upstream answers ``payload`` only as a stream: DashScope refuses a non-streamed
+    call that thinks ("parameter.enable_thinking must be set to false for non-streaming calls"),
+    and its thinking-only models (QwQ, QVQ, ``*-thinking``) always think."""
+    model = model.lower()
+    return dialect == "dashscope" and (payload.get("enable_thinking") is True or model.startswith(("qwq", "qvq"))
+                                       or "-thinking" in model)
+
+
 def intent(thinking):
     """The client's wish: ("off", None), ("auto", None), ("budget", N) or ("level", LEVEL).
 

@@ -7,7 +7,8 @@ import pytest
 from fake_upstream import chunk, completion, tool_call, usage
 from gemini_compat.errors import GeminiError, UpstreamError
 from gemini_compat.request_translation import ResponseOptions
-from gemini_compat.response_translation import StreamTranslator, gemini_response, parse_arguments, usage_metadata
+from gemini_compat.response_translation import (StreamTranslator, gemini_response, merged_response, parse_arguments,
+                                                 usage_metadata)
 from gemini_compat.thought_signature import decode as decode_signature
 
 OPTIONS = ResponseOptions(model="requested-model")
@@ -588,3 +589,51 @@ def test_reasoning_split_from_think_tags_is_kept_too():
     out = run([chunk({"content": "<think>Use"}), chunk({"content": " f.</think>"}), frag(0, "c1", "ping", "")] + FINISH,
               done=False)
     assert signed([p for c in out for p in c["candidates"][0]["content"]["parts"]]) == [("ping", "Use f.")]
+
+
+# --- a stream assembled into one answer ----------------------------------------------------------
+
+def candidate(parts, index=0, **extra):
+    return {"content": {"parts": parts, "role": "model"}, "index": index, **extra}
+
+
+MERGES = [
+    ("text joined, thoughts apart, calls in order, the closing empty text dropped",
+     [{"candidates": [candidate([{"text": "Hm", "thought": True}])], "modelVersion": "m"},
+      {"candidates": [candidate([{"text": "m.", "thought": True}, {"text": "Hel"}])], "modelVersion": "m"},
+      {"candidates": [candidate([{"text": "lo"}, {"functionCall": {"name": "f", "args": {}}, "thoughtSignature": "c2ln"}])]},
+      {"candidates": [candidate([{"text": ""}], finishReason="STOP")], "usageMetadata": {"totalTokenCount": 3},
+       "modelVersion": "m", "responseId": "r"}],
+     {"candidates": [candidate([{"text": "Hmm.", "thought": True}, {"text": "Hello"},
+                                {"functionCall": {"name": "f", "args": {}}, "thoughtSignature": "c2ln"}],
+                               finishReason="STOP")],
+      "modelVersion": "m", "usageMetadata": {"totalTokenCount": 3}, "responseId": "r"}),
+    ("an empty answer keeps its one empty part",
+     [{"candidates": [candidate([{"text": ""}], finishReason="MAX_TOKENS", finishMessage="cut")]}],
+     {"candidates": [candidate([{"text": ""}], finishReason="MAX_TOKENS", finishMessage="cut")]}),
+    ("candidates kept apart, in index order",
+     [{"candidates": [candidate([{"text": "b"}], index=1), candidate([{"text": "a"}], index=0)]},
+      {"candidates": [candidate([{"text": "2"}], index=1, finishReason="STOP"),
+                      candidate([{"text": "1"}], index=0, finishReason="STOP")]}],
+     {"candidates": [candidate([{"text": "a1"}], finishReason="STOP"),
+                     candidate([{"text": "b2"}], index=1, finishReason="STOP")]}),
+    ("logprobs concatenated",
+     [{"candidates": [candidate([{"text": "a"}], logprobsResult={
+         "chosenCandidates": [{"token": "a", "logProbability": -1.0}], "logProbabilitySum": -1.0}, avgLogprobs=-1.0)]},
+      {"candidates": [candidate([{"text": "b"}], logprobsResult={
+          "chosenCandidates": [{"token": "b", "logProbability": -3.0}], "logProbabilitySum": -3.0}, avgLogprobs=-3.0)]}],
+     {"candidates": [candidate([{"text": "ab"}], logprobsResult={
+         "chosenCandidates": [{"token": "a", "logProbability": -1.0}, {"token": "b", "logProbability": -3.0}],
+         "logProbabilitySum": -4.0}, avgLogprobs=-2.0)]}),
+]
+
+
+@pytest.mark.parametrize("case,chunks,expected", MERGES, ids=[case for case, _, _ in MERGES])
+def test_a_stream_merged_into_one_answer(case, chunks, expected):
+    assert merged_response(chunks) == expected
+
+
+def test_a_merged_answer_is_bounded():
+    chunks = ({"candidates": [candidate([{"text": "x" * 600}])]} for _ in range(10))
+    with pytest.raises(GeminiError, match="MAX_UPSTREAM_RESPONSE_BYTES"):
+        merged_response(chunks, limit=5000)

@@ -2,11 +2,14 @@
 
 import pytest
 import requests
+from google import genai
+from google.genai import types
 
 from gemini_compat.config import ConfigError, Settings
 from gemini_compat.errors import InvalidArgument
 from gemini_compat.thinking import DIALECTS, dialect_for, thinking_parameters
-from helpers import KEY, hello
+from fake_upstream import Json, Stream, chunk, text_stream, usage
+from helpers import KEY, hello, sse_chunks
 
 OFF, AUTO = {"thinkingBudget": 0}, {"thinkingBudget": -1}
 BUDGET, BIG = {"thinkingBudget": 2048}, {"thinkingBudget": 50000}
@@ -154,3 +157,59 @@ def test_the_operators_dialect_and_rules_reach_the_upstream(serve, upstream):
                                  headers={"x-goog-api-key": KEY}, timeout=10)
         assert response.status_code == 200, response.text
         assert upstream.last["chat_template_kwargs"] == expected["chat_template_kwargs"]
+
+
+# --- DashScope answers thinking calls only as a stream: one answer assembled from it ---------------
+
+NON_STREAMING_REFUSED = {"error": {"code": "invalid_parameter_error", "type": "invalid_request_error",
+                                   "message": "parameter.enable_thinking must be set to false for non-streaming calls"}}
+
+
+def dashscope_thinking(body):
+    """DashScope's behaviour: a non-streamed call that thinks is a 400; streamed, thoughts then the answer."""
+    if not body.get("stream"):
+        return Json(NON_STREAMING_REFUSED, status=400)
+    return Stream([chunk({"role": "assistant", "content": "", "reasoning_content": "Six"}),
+                   chunk({"reasoning_content": " sevens."}), chunk({"content": "4"}), chunk({"content": "2"}),
+                   chunk({}, finish="stop"), chunk(choices=[], usage_=usage(5, 9, reasoning=4)), "[DONE]"])
+
+
+@pytest.mark.parametrize("model,thinking,upstream_fields", [
+    ("qwq-32b", {}, {}),  # thinking-only: always streamed
+    ("qwen3-235b-a22b-thinking-2507", {"includeThoughts": True}, {}),
+    ("qwen-plus", {"thinkingBudget": 2048, "includeThoughts": True}, {"enable_thinking": True, "thinking_budget": 2048}),
+])
+def test_generate_content_on_a_thinking_dashscope_model_is_assembled_from_a_stream(function, upstream, model, thinking,
+                                                                                   upstream_fields):
+    upstream.reply(dashscope_thinking)
+    client = genai.Client(api_key=KEY, http_options=types.HttpOptions(base_url=function.url))
+    response = client.models.generate_content(model=model, contents="6*7?",
+                                              config=types.GenerateContentConfig(thinking_config=thinking or None))
+    assert response.text == "42"
+    parts = response.candidates[0].content.parts
+    thoughts = [part.text for part in parts if part.thought]
+    assert thoughts == (["Six sevens."] if thinking.get("includeThoughts") else [])
+    assert response.candidates[0].finish_reason == types.FinishReason.STOP
+    assert (response.usage_metadata.thoughts_token_count, response.usage_metadata.total_token_count) == (4, 14)
+    [sent] = [request["json"] for request in upstream.chat_requests]
+    assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
+    assert {key: sent[key] for key in upstream_fields} == upstream_fields
+
+
+def test_a_refusal_while_assembling_is_the_upstreams_error(function, upstream):
+    upstream.reply(Json({"error": {"message": "Model overloaded"}}, status=429), Json({"error": {"message": "no"}}, status=400))
+    response = requests.post(f"{function.url}/v1beta/models/qwq-32b:generateContent", json=hello(),
+                             headers={"x-goog-api-key": KEY}, timeout=30)
+    assert (response.status_code, response.json()["error"]["message"]) == (400, "no")  # the 429 was retried
+    assert all(request["json"]["stream"] for request in upstream.chat_requests)
+
+
+def test_a_template_that_opens_think_streams_only_the_answer(serve, upstream):
+    function = serve(THINK_TAGS="preopened")
+    pieces = ["The user", " wants a", " greeting.", "</th", "ink>\n\n", "Hel", "lo"]
+    upstream.reply(Stream(text_stream(pieces)))
+    response = requests.post(f"{function.url}/v1beta/models/my-model:streamGenerateContent?alt=sse", json=hello(),
+                             headers={"x-goog-api-key": KEY}, timeout=30)
+    texts = [part.get("text", "") for chunk_ in sse_chunks(response)
+             for part in chunk_["candidates"][0]["content"]["parts"] if not part.get("thought")]
+    assert "".join(texts) == "Hello"
