@@ -108,15 +108,8 @@ class Gateway:
         """One answer, from the upstream's stream of it."""
         streamed = {**payload, "stream": True, "stream_options": {"include_usage": True}}
         limit = self.settings.max_upstream_response_bytes
-
-        def attempt():
-            stream = self.upstream.open_stream(streamed, key)
-            try:
-                return merged_response(gemini_chunks(stream, self.stream_translator(options, payload)), limit)
-            finally:
-                stream.close()
-
-        return self.upstream.with_retries(attempt)
+        return self.upstream.read_stream(
+            streamed, key, lambda stream: merged_response(gemini_chunks(stream, self.stream_translator(options, payload)), limit))
 
     def stream_translator(self, options, payload):
         return StreamTranslator(options, payload.get("n", 1), self.settings.max_upstream_response_bytes,
@@ -129,6 +122,9 @@ class Gateway:
         """Counted by the upstream itself: the request as a one-token generation, whose usage says
         how many prompt tokens it had. Exact for the model, at the price of one output token."""
         request = body.get("generateContentRequest") or {"contents": body["contents"]}
+        # A one-token count need not think (and DashScope refuses a non-streamed call that does).
+        config = {**request.get("generationConfig", {}), "thinkingConfig": {"thinkingBudget": 0}}
+        request = {**request, "generationConfig": config}
         payload, _ = chat_request(request, model, stream=False, partial_history=True,
                                   thinking_dialect=self.thinking_dialect(model))
         for name in ("n", "logprobs", "top_logprobs", "service_tier"):  # a priority tier would bill the count

@@ -13,8 +13,10 @@ from collections import deque
 from .errors import InvalidArgument, field_path
 from .json_schema import from_gemini_schema, standard_json_schema
 from .thinking import thinking_parameters
+from .thought_signature import MAX_REASONING_BYTES
 from .thought_signature import decode as decode_signature
 
+MAX_RESTORED_REASONING = 4 * MAX_REASONING_BYTES  # characters of signed reasoning sent back, per request
 BUILT_IN_TOOLS = (
     "googleSearch", "googleSearchRetrieval", "codeExecution", "urlContext", "computerUse", "fileSearch",
     "googleMaps", "enterpriseWebSearch", "retrieval", "parallelAiSearch", "exaAiSearch", "mcpServers",
@@ -134,7 +136,22 @@ def messages(body, partial_history=False):
             _add_model_turn(out, content["parts"], call_ids, path)
         else:
             _add_user_turn(out, content["parts"], call_ids, path, media_resolution)
+    _restore_signed_reasoning(out)
     return [_finish_message(message) for message in out]
+
+
+def _restore_signed_reasoning(out):
+    """Reasoning kept in signatures, for the tool-call turns since the user's last question (what
+    DeepSeek needs back), newest first, at most MAX_RESTORED_REASONING characters in all: a client
+    can forge signatures, and each may hold 128 KiB."""
+    budget = MAX_RESTORED_REASONING
+    for message in reversed(out):
+        if message["role"] == "user":
+            return  # a question: the turns before it need no reasoning back
+        signature = message.pop("signature", None)
+        if signature is not None and budget > 0:
+            message["signed_reasoning"] = decode_signature(signature)
+            budget -= len(message["signed_reasoning"] or "")
 
 
 def _add_model_turn(out, parts, call_ids, path):
@@ -145,7 +162,8 @@ def _add_model_turn(out, parts, call_ids, path):
     if out and out[-1]["role"] == "assistant":
         message = out[-1]
     else:
-        message = {"role": "assistant", "content": [], "tool_calls": [], "reasoning": [], "signed_reasoning": None}
+        message = {"role": "assistant", "content": [], "tool_calls": [], "reasoning": [], "signed_reasoning": None,
+                   "signature": None}
         out.append(message)
     for index, part in enumerate(parts):
         if part.get("thought"):
@@ -159,8 +177,8 @@ def _add_model_turn(out, parts, call_ids, path):
                 "type": "function",
                 "function": {"name": call["name"], "arguments": json.dumps(call.get("args", {}), ensure_ascii=False)},
             })
-            if message["signed_reasoning"] is None and "thoughtSignature" in part:
-                message["signed_reasoning"] = decode_signature(part["thoughtSignature"])
+            if message["signature"] is None and "thoughtSignature" in part:
+                message["signature"] = part["thoughtSignature"]  # read by _restore_signed_reasoning
         elif "executableCode" in part or "codeExecutionResult" in part:
             message["content"].append(_Block(_code_text(part)))
         else:

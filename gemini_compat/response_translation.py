@@ -184,14 +184,12 @@ def gemini_response(completion, options):
     return response
 
 
-def text_parts(message, options, text, thoughts=None):
-    """The parts a message or delta says in words: ``thoughts`` (its reasoning field unless given),
-    if asked for; ``text``; a refusal."""
+def text_parts(message, options, text, thoughts):
+    """The parts a message or delta says in words: ``thoughts`` (its reasoning), if asked for;
+    ``text``; a refusal."""
     parts = []
-    if options.include_thoughts:
-        thoughts = reasoning_text(message) if thoughts is None else thoughts
-        if thoughts:
-            parts.append({"text": thoughts, "thought": True})
+    if options.include_thoughts and thoughts:
+        parts.append({"text": thoughts, "thought": True})
     if text:
         parts.append({"text": text})
     if refusal_text(message):
@@ -214,8 +212,9 @@ def tool_calls(message):
 
 def _candidate(choice, position, options):
     message = choice.get("message") or {}
-    tagged, text = split_think_tags(content_text(message.get("content")))
-    thoughts = reasoning_text(message) or tagged  # both (llama.cpp deepseek-legacy): the field, once
+    field = reasoning_text(message)
+    tagged, text = split_think_tags(content_text(message.get("content")), lone_closing=not field)
+    thoughts = field or tagged  # both (llama.cpp deepseek-legacy): the field, once
     parts = text_parts(message, options, unwrap_enum(text) if options.enum_answer and text else text, thoughts)
     calls = tool_calls(message)
     reason = "SAFETY" if refusal_text(message) else finish_reason(choice.get("finish_reason") or "stop")
@@ -349,7 +348,8 @@ class _Choice:
         field = reasoning_text(delta)
         if field:
             self.fielded = True
-            self.think.preopened = False  # the thoughts come in the field: the content is the answer
+            # the thoughts come in the field: the content is the answer, after a leading block at most
+            self.think.preopened = self.think.lone_closing = False
         tagged, text = self.think.feed(content_text(delta.get("content")))
         if ended:
             more_tagged, more_text = self.think.finish()
@@ -531,7 +531,7 @@ def merged_response(chunks, limit=DEFAULT_MAX_UPSTREAM_RESPONSE_BYTES):
     """One GenerateContentResponse from the Gemini chunks of a streamed answer (for an upstream that
     answers some calls only as a stream): each candidate's consecutive text (or thought text) joined,
     its other parts in order, logprobs concatenated, and the last finish, usage and model seen; held
-    whole, so at most ``limit`` characters of text, as a whole answer is at most that many bytes.
+    whole, so at most ``limit`` characters of parts, as a whole answer is at most that many bytes.
 
     ``[{"candidates": [{"content": {"parts": [{"text": "Hel"}], ...}, "index": 0}]},
     {"candidates": [{"content": {"parts": [{"text": "lo"}], ...}, "finishReason": "STOP", "index": 0}]}]``
@@ -540,7 +540,8 @@ def merged_response(chunks, limit=DEFAULT_MAX_UPSTREAM_RESPONSE_BYTES):
     response, candidates, size = {}, {}, 0
     for chunk in chunks:
         for index, candidate in enumerate(chunk.get("candidates", ())):
-            size += sum(len(part.get("text", "")) for part in candidate["content"]["parts"])
+            size += sum(len(part["text"]) if "text" in part else len(json.dumps(part))
+                        for part in candidate["content"]["parts"])
             if size > limit:
                 raise UpstreamTooLarge(limit)
             position = candidate.get("index", index)

@@ -44,11 +44,13 @@ _START, _THINK, _AFTER, _ANSWER = range(4)
 class ThinkSplitter:
     """Splits one choice's content, fed in order, into reasoning and answer text."""
 
-    __slots__ = ("preopened", "limit", "_state", "_pieces", "_size", "_visible", "_head", "_tail", "_close",
+    __slots__ = ("preopened", "lone_closing", "limit", "_state", "_pieces", "_size", "_visible", "_head", "_tail", "_close",
                  "_partial", "_leading")
 
-    def __init__(self, preopened=False, limit=DEFAULT_LIMIT):
+    def __init__(self, preopened=False, limit=DEFAULT_LIMIT, lone_closing=True):
         self.preopened = preopened
+        # Off when the upstream sends its reasoning in a field: a lone closing tag is then answer text.
+        self.lone_closing = lone_closing
         self.limit = limit
         self._state = _START
         # At the start: the text held, its length, where its first visible character is (None while
@@ -101,7 +103,7 @@ class ThinkSplitter:
         window, offset = self._tail + piece, before - len(self._tail)
         opening = _first(window, OPENINGS)
         closing = _first(window, CLOSINGS)
-        if closing and (not opening or closing[0] < opening[0]) and offset + closing[0] + len(closing[1]) <= self.limit:
+        if closing and self.lone_closing and (not opening or closing[0] < opening[0]) and offset + closing[0] + len(closing[1]) <= self.limit:
             text = self._text()
             end = offset + closing[0]
             self._state = _AFTER
@@ -162,9 +164,11 @@ def _partial_tag_length(text, tag):
     return len(text) - start if start >= 0 and tag.startswith(text[start:]) else 0
 
 
-def split_think_tags(content):
-    """(reasoning, answer) of a whole answer's content."""
-    splitter = ThinkSplitter(preopened=True)
+def split_think_tags(content, lone_closing=True):
+    """(reasoning, answer) of a whole answer's content; ``lone_closing``: whether a lone ``</think>``
+    in its first 64 KiB ends reasoning the template opened in the prompt (not when the upstream sent
+    the reasoning in a field of its own)."""
+    splitter = ThinkSplitter(preopened=True, lone_closing=lone_closing)
     reasoning, answer = splitter.feed(content)
     more_reasoning, more_answer = splitter.finish()
     return reasoning + more_reasoning, answer + more_answer

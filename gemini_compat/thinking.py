@@ -90,7 +90,7 @@ def thinking_parameters(dialect, model, thinking, stream):
     if wish == "level" and value == "MINIMAL" and dialect not in ("openai", "openrouter"):
         wish = "off"  # only OpenAI's efforts and OpenRouter's have a minimal level
     budget = value if wish == "budget" else LEVEL_BUDGETS.get(value) if wish == "level" else None
-    return _WRITERS[dialect](wish, value, budget, model.lower(), stream)
+    return _WRITERS[dialect](wish, value if wish == "level" else None, budget, model.lower(), stream)
 
 
 def _none(wish, level, budget, model, stream):
@@ -98,11 +98,16 @@ def _none(wish, level, budget, model, stream):
 
 
 def _openai(wish, level, budget, model, stream):
+    o_series = model[:2] in ("o1", "o3", "o4")
     if wish == "off":
         # o-series cannot stop thinking, gpt-5 and its minis stop at "minimal"; "none" from gpt-5.1.
-        return {"reasoning_effort": "low" if model[:2] in ("o1", "o3", "o4") else
+        return {"reasoning_effort": "low" if o_series else
                 "minimal" if re.fullmatch(r"gpt-5(-mini|-nano)?(-[0-9-]+)?", model) else "none"}
-    if wish == "level":
+    if level == "MINIMAL":
+        return {"reasoning_effort": "low" if o_series else "minimal"}
+    if level == "XHIGH":  # only the newest take "xhigh"; "high" everywhere
+        return {"reasoning_effort": "high"}
+    if level:
         return {"reasoning_effort": level.lower()}
     return {"reasoning_effort": effort(budget)} if wish == "budget" else {}
 
@@ -115,7 +120,8 @@ def _openai_effort(wish, level, budget, model, stream):
 
 
 def _dashscope(wish, level, budget, model, stream):
-    if wish == "off" or (wish == "auto" and not stream and _DASHSCOPE_THINKS_BY_DEFAULT.match(model)):
+    if wish == "off" or (wish == "auto" and not stream and _DASHSCOPE_THINKS_BY_DEFAULT.match(model)
+                         and "-thinking" not in model):  # thinking-only: answers_only_streamed streams it
         return {"enable_thinking": False}
     # Never with reasoning_effort: DashScope refuses both together.
     return {"enable_thinking": True, "thinking_budget": budget} if budget else {}
@@ -142,8 +148,9 @@ def _zhipu(wish, level, budget, model, stream):
 
 
 def _moonshot(wish, level, budget, model, stream):
-    # Kimi thinks by default and takes no budget; the thinking-only models refuse "disabled".
-    if wish == "off" and not (model.startswith("kimi-k2-thinking") or model.startswith("kimi-k2.7")):
+    # Kimi thinks by default and takes no budget; only K2.5 and K2.6 can stop (the thinking-only
+    # models refuse "disabled").
+    if wish == "off" and model.startswith(("kimi-k2.5", "kimi-k2.6")):
         return {"thinking": {"type": "disabled"}}
     return {}
 

@@ -96,6 +96,22 @@ class Upstream:
             response = self._send("POST", "/chat/completions", key, payload, deadline, stream=True)
         return EventStream(response, key, self.settings)
 
+    def read_stream(self, payload, key, consume):
+        """``consume(stream)`` of a streaming chat request that is wanted whole: read within
+        UPSTREAM_TIMEOUT in all, as an answer asked for whole is, and retried."""
+        deadline = time.monotonic() + self.timeout
+
+        def attempt():
+            with reading_until(deadline):
+                stream = EventStream(self._send("POST", "/chat/completions", key, payload, deadline, stream=True),
+                                     key, self.settings)
+                try:
+                    return consume(stream)
+                finally:
+                    stream.close()
+
+        return self.with_retries(attempt, deadline)
+
     def _json(self, method, path, key, payload=None):
         # A total deadline, not one per read: one byte every 0.5 s held a request 62 s with UPSTREAM_TIMEOUT=3.
         deadline = time.monotonic() + self.timeout

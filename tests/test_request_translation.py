@@ -5,6 +5,7 @@ import zlib
 
 import pytest
 
+from gemini_compat import request_translation
 from gemini_compat.errors import InvalidArgument
 from gemini_compat.request_translation import CallIds, chat_request, standard_base64
 from gemini_compat.thought_signature import encode as encode_signature
@@ -458,12 +459,31 @@ def signed_call(name, reasoning=None, signature=None, id=None):
 def test_reasoning_kept_in_a_signature_comes_back_on_that_turn_only():
     contents = [user("go"), model(signed_call("f", "I should call f"), call("g")), user(reply("f", {}), reply("g", {})),
                 model(call("h")), user(reply("h", {})),
-                model(signed_call("k", "Now k")), user(reply("k", {})), model("done"), user("thanks")]
+                model(signed_call("k", "Now k")), user(reply("k", {}))]
     messages = translate({"contents": contents})[0]["messages"]
     assert [(m["role"], m.get("reasoning_content")) for m in messages] == [
         ("user", None), ("assistant", "I should call f"), ("tool", None), ("tool", None), ("assistant", None),
-        ("tool", None), ("assistant", "Now k"), ("tool", None), ("assistant", None), ("user", None)]
+        ("tool", None), ("assistant", "Now k"), ("tool", None)]
     assert "thoughtSignature" not in str(messages)
+
+
+def test_signed_reasoning_before_the_users_last_question_is_not_sent_back():
+    # DeepSeek needs the reasoning of the tool calls since the last question only; a forged
+    # signature elsewhere in a long history costs nothing.
+    contents = [user("go"), model(signed_call("f", "Old reasoning")), user(reply("f", {})), model("done"),
+                user("and now?"), model(signed_call("f", "New reasoning")), user(reply("f", {}))]
+    messages = translate({"contents": contents})[0]["messages"]
+    assert [m.get("reasoning_content") for m in messages if m["role"] == "assistant"] == [None, None, "New reasoning"]
+
+
+def test_signed_reasoning_sent_back_is_bounded_per_request(monkeypatch):
+    monkeypatch.setattr(request_translation, "MAX_RESTORED_REASONING", 10)
+    contents = [user("go")]
+    for text in ("first, 12 chars", "second 12 ch", "third"):
+        contents += [model(signed_call("f", text)), user(reply("f", {}))]
+    messages = translate({"contents": contents})[0]["messages"]
+    # newest first, until the budget is spent
+    assert [m.get("reasoning_content") for m in messages if m["role"] == "assistant"] == [None, "second 12 ch", "third"]
 
 
 def test_thought_parts_sent_back_win_over_the_signature():

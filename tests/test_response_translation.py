@@ -637,3 +637,15 @@ def test_a_merged_answer_is_bounded():
     chunks = ({"candidates": [candidate([{"text": "x" * 600}])]} for _ in range(10))
     with pytest.raises(GeminiError, match="MAX_UPSTREAM_RESPONSE_BYTES"):
         merged_response(chunks, limit=5000)
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_with_a_reasoning_field_a_lone_closing_tag_is_answer_text(streamed):
+    content = "Explain: use </think> to end."
+    if streamed:
+        out = run([chunk({"role": "assistant", "reasoning_content": "r", "content": content}),
+                   chunk({}, finish="stop")], options=OPTIONS)
+        assert answer_text(out) == content
+    else:
+        answer = completion(content, reasoning_content="r")
+        assert gemini_response(answer, OPTIONS)["candidates"][0]["content"]["parts"] == [{"text": content}]

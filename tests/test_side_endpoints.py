@@ -118,8 +118,9 @@ def test_count_tokens_asks_the_upstream_for_a_one_token_generation(client, upstr
     upstream.reply(Json(completion("x", usage_=usage(prompt=17, completion=1))))
     result = client.models.count_tokens(model="qwen-turbo", contents="How many tokens is this?")
     assert result.total_tokens == 17
+    # enable_thinking: a count need not think (qwen-turbo: DashScope, which refuses non-streamed thinking)
     assert upstream.last == {"model": "qwen-turbo", "messages": [{"role": "user", "content": "How many tokens is this?"}],
-                             "max_tokens": 1}
+                             "max_tokens": 1, "enable_thinking": False}
 
 
 def test_count_tokens_of_a_whole_generate_content_request(function, upstream):

@@ -25,7 +25,9 @@ TABLE = [
     ("openai", "o3", AUTO, True, {}), ("openai", "o3", {}, True, {}),
     ("openai", "o3", BUDGET, True, {"reasoning_effort": "medium"}),
     ("openai", "gpt-5.1", MINIMAL, True, {"reasoning_effort": "minimal"}),
-    ("openai", "gpt-5.1", XHIGH, True, {"reasoning_effort": "xhigh"}),
+    ("openai", "gpt-5.1", XHIGH, True, {"reasoning_effort": "high"}),  # "xhigh" only on the newest
+    ("openai", "o3", MINIMAL, True, {"reasoning_effort": "low"}),
+    ("openai", "gpt-5.1", HIGH, True, {"reasoning_effort": "high"}),
     ("openai-effort", "gpt-oss-20b", OFF, True, {"reasoning_effort": "low"}),
     ("openai-effort", "gpt-oss-20b", MINIMAL, True, {"reasoning_effort": "low"}),
     ("openai-effort", "gpt-oss-20b", XHIGH, True, {"reasoning_effort": "high"}),
@@ -56,6 +58,8 @@ TABLE = [
     ("moonshot", "kimi-k2-thinking", OFF, True, {}),  # cannot stop thinking, and refuses "disabled"
     ("moonshot", "kimi-k2.7-code", MINIMAL, True, {}),
     ("moonshot", "kimi-k2.5", HIGH, True, {}),
+    ("moonshot", "moonshot-v1-8k", OFF, True, {}),  # no thinking to stop
+    ("dashscope", "qwen3-235b-a22b-thinking-2507", AUTO, False, {}),  # thinking-only: streamed instead
     ("openrouter", "qwen/qwen3-8b", OFF, True, {"reasoning": {"effort": "none"}}),
     ("openrouter", "qwen/qwen3-8b", BUDGET, True, {"reasoning": {"max_tokens": 2048}}),
     ("openrouter", "qwen/qwen3-8b", MINIMAL, True, {"reasoning": {"effort": "minimal"}}),
@@ -194,6 +198,13 @@ def test_generate_content_on_a_thinking_dashscope_model_is_assembled_from_a_stre
     [sent] = [request["json"] for request in upstream.chat_requests]
     assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
     assert {key: sent[key] for key in upstream_fields} == upstream_fields
+
+
+def test_count_tokens_on_a_thinking_dashscope_model_asks_without_thinking(gemini, upstream):
+    response = gemini("/v1beta/models/qwen-plus:countTokens", {"generateContentRequest": {
+        **hello(), "generationConfig": {"thinkingConfig": {"thinkingLevel": "HIGH"}}}})
+    assert response.status_code == 200, response.text
+    assert upstream.last["enable_thinking"] is False and "thinking_budget" not in upstream.last
 
 
 def test_a_refusal_while_assembling_is_the_upstreams_error(function, upstream):
