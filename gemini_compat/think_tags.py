@@ -168,6 +168,8 @@ def split_think_tags(content, lone_closing=True):
     """(reasoning, answer) of a whole answer's content; ``lone_closing``: whether a lone ``</think>``
     in its first 64 KiB ends reasoning the template opened in the prompt (not when the upstream sent
     the reasoning in a field of its own)."""
+    if not content.lstrip().startswith("<") and not (lone_closing and "</think" in content[:DEFAULT_LIMIT]):
+        return "", content  # no block can start it, none ends in it: most answers, at C speed
     splitter = ThinkSplitter(preopened=True, lone_closing=lone_closing)
     reasoning, answer = splitter.feed(content)
     more_reasoning, more_answer = splitter.finish()
