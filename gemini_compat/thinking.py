@@ -123,7 +123,9 @@ def _dashscope(wish, level, budget, model, stream):
     if wish == "off" or (wish == "auto" and not stream and _DASHSCOPE_THINKS_BY_DEFAULT.match(model)
                          and "-thinking" not in model):  # thinking-only: answers_only_streamed streams it
         return {"enable_thinking": False}
-    # Never with reasoning_effort: DashScope refuses both together.
+    if level and model.startswith("qwen3.8"):  # its levels are efforts (low ... xhigh), not budgets
+        return {"enable_thinking": True, "reasoning_effort": level.lower()}
+    # Never a budget with reasoning_effort: DashScope refuses both together.
     return {"enable_thinking": True, "thinking_budget": budget} if budget else {}
 
 
