@@ -551,17 +551,26 @@ def merged_response(chunks, limit=DEFAULT_MAX_UPSTREAM_RESPONSE_BYTES):
             into.update((key, value) for key, value in candidate.items()
                         if key not in ("content", "index", "logprobsResult", "avgLogprobs"))
         response.update((key, value) for key, value in chunk.items() if key != "candidates")
-    for candidate in candidates.values():  # the stream's closing empty text, where other parts exist
+    for candidate in candidates.values():
         parts = candidate["content"]["parts"]
+        for part in parts:
+            if isinstance(part.get("text"), list):
+                part["text"] = "".join(part["text"])
+        # the stream's closing empty text, where other parts exist
         parts[:] = [part for part in parts if part != {"text": ""}] or [{"text": ""}]
     return {"candidates": [candidates[position] for position in sorted(candidates)], **response}
 
 
 def _merge_parts(parts, new_parts):
+    """Appends ``new_parts`` to ``parts``; a run of text parts is gathered as a list of pieces, joined
+    at the end (adding each delta to a string copied it whole: quadratic in a long answer)."""
     for part in new_parts:
         last = parts[-1] if parts else None
-        if last is not None and _plain_text(part) and _plain_text(last) and last.get("thought") == part.get("thought"):
-            last["text"] += part["text"]
+        if _plain_text(part) and last is not None and isinstance(last.get("text"), list) \
+                and last.get("thought") == part.get("thought"):
+            last["text"].append(part["text"])
+        elif _plain_text(part):
+            parts.append({**part, "text": [part["text"]]})
         else:
             parts.append(dict(part))
 
