@@ -93,7 +93,8 @@ class Settings:
             upstream_api_key=upstream_api_key,
             access_key_digests=tuple(access_key_digest(entry) for entry in access_keys),
             allow_unauthenticated=_flag(env, "ALLOW_UNAUTHENTICATED"),
-            model_aliases=_aliases(env),
+            model_aliases=_model_rules(env, "MODEL_ALIASES", "name=model-id or pattern=model-id (gemini-*=qwen-turbo)",
+                                       lambda value: value if is_model_id(value) else None),
             allowed_models=frozenset(_list(env, "ALLOWED_MODELS")),
             cors_origins=tuple(origin.rstrip("/") for origin in _list(env, "CORS_ORIGINS")),
             max_request_bytes=max_request_bytes,
@@ -104,7 +105,8 @@ class Settings:
                                                 DEFAULT_MAX_UPSTREAM_RESPONSE_BYTES, int, minimum=1024),
             upstream_thinking=_choice("UPSTREAM_THINKING", _text(env, "UPSTREAM_THINKING").lower() or "auto", DIALECTS),
             think_tags=_choice("THINK_TAGS", _text(env, "THINK_TAGS").lower() or "leading", ("leading", "preopened")),
-            thinking_rules=_thinking_rules(env),
+            thinking_rules=_model_rules(env, "THINKING_RULES", "model=dialect or pattern=dialect (qwen3-*=vllm)",
+                                        lambda value: _choice("THINKING_RULES", value.lower(), DIALECTS)),
             gcp_project=_text(env, "GOOGLE_CLOUD_PROJECT") or _text(env, "GCP_PROJECT"),
             threads=_number(env, "THREADS", 4 * (os.cpu_count() or 1), int, minimum=1),
         )
@@ -154,23 +156,15 @@ def _choice(name, value, choices):
     return value
 
 
-def _thinking_rules(env):
+def _model_rules(env, name, form, target):
+    """``name``'s comma-separated ``pattern=value`` entries as ModelRules, in order. ``target(value)``
+    is the value checked (None when it is none), ``form`` what an entry looks like."""
     rules = []
-    for item in _list(env, "THINKING_RULES"):
-        name, equals, dialect = (part.strip() for part in item.partition("="))
-        if not equals or not is_model_id(name.replace("*", "x")):
-            raise ConfigError(f"THINKING_RULES entries are model=dialect or pattern=dialect (qwen3-*=vllm), got {item!r}")
-        rules.append(ModelRule(name, _choice("THINKING_RULES", dialect.lower(), DIALECTS)))
-    return tuple(rules)
-
-
-def _aliases(env):
-    aliases = []
-    for item in _list(env, "MODEL_ALIASES"):
-        name, equals, target = (part.strip() for part in item.partition("="))
+    for item in _list(env, name):
+        pattern, equals, value = (part.strip() for part in item.partition("="))
+        value = target(value) if equals else None
         # A pattern is a model ID with '*' in places: checked as one with a letter there.
-        if not equals or not is_model_id(name.replace("*", "x")) or not is_model_id(target):
-            raise ConfigError(f"MODEL_ALIASES entries are name=model-id or pattern=model-id (gemini-*=qwen-turbo), "
-                              f"got {item!r}")
-        aliases.append(ModelRule(name, target))
-    return tuple(aliases)
+        if value is None or not is_model_id(pattern.replace("*", "x")):
+            raise ConfigError(f"{name} entries are {form}, got {item!r}")
+        rules.append(ModelRule(pattern, value))
+    return tuple(rules)

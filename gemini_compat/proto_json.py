@@ -111,6 +111,13 @@ def _read_child(container, key, item, child):
 
 # --- scalars -----------------------------------------------------------------------------------
 
+def padded_base64(text):
+    """A bytes field's text as standard, padded base64 (not checked): proto3 JSON takes standard or
+    URL-safe base64 (the Python SDK sends URL-safe), padded or not: ``"-_8"`` -> ``"+/8="``."""
+    text = text.replace("\n", "").replace("\r", "").replace("-", "+").replace("_", "/").rstrip("=")
+    return text + "=" * (-len(text) % 4)
+
+
 def _integer(value):
     if isinstance(value, str) and _INTEGER_TEXT.fullmatch(value):
         return int(value)

@@ -12,6 +12,7 @@ from collections import deque
 
 from .errors import InvalidArgument, field_path
 from .json_schema import from_gemini_schema, standard_json_schema
+from .proto_json import padded_base64
 from .thinking import thinking_parameters
 from .thought_signature import MAX_REASONING_BYTES
 from .thought_signature import decode as decode_signature
@@ -252,7 +253,7 @@ def _finish_message(message):
         if message["reasoning"] or message["signed_reasoning"]:
             # DeepSeek and Kimi thinking modes refuse a tool-call turn whose reasoning is not sent back:
             # the thoughts the client returned, else those kept in the turn's signature.
-            finished["reasoning_content"] = "".join(message["reasoning"]) or message["signed_reasoning"] or ""
+            finished["reasoning_content"] = "".join(message["reasoning"]) or message["signed_reasoning"]
     return finished
 
 
@@ -407,8 +408,7 @@ def file_data_part(file_data, path, detail=None):
 
 def standard_base64(data, path):
     """Standard, padded base64 for ``data``, which may be URL-safe (the Python SDK) or unpadded."""
-    text = data.replace("\n", "").replace("\r", "").replace("-", "+").replace("_", "/").rstrip("=")
-    text += "=" * (-len(text) % 4)
+    text = padded_base64(data)
     try:
         if not text or len(text) % 4 or binascii.a2b_base64(text, strict_mode=True) is None:
             raise binascii.Error
@@ -454,7 +454,7 @@ def sampling_parameters(config):
 def response_format(config):
     """``response_format`` for responseMimeType/responseSchema, and whether answers are enum-wrapped."""
     # Parameters ("application/json; charset=utf-8") do not change the format; Google ignores them too.
-    mime_type = config.get("responseMimeType", "text/plain").partition(";")[0].strip().lower() or "text/plain"
+    mime_type = media_type(config.get("responseMimeType", "text/plain")) or "text/plain"
     schema = _response_json_schema(config)
     if mime_type == "application/json":
         if schema is None:

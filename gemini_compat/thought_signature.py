@@ -32,6 +32,8 @@ import base64
 import binascii
 import zlib
 
+from .proto_json import padded_base64
+
 MAGIC = b"gcR"
 VERSION = 1
 HEADER = MAGIC + bytes([VERSION])
@@ -62,11 +64,8 @@ def decode(signature):
     work is bounded: at most MAX_SIGNATURE_CHARS are decoded and EXPANSION bytes produced per byte."""
     if not isinstance(signature, str) or not signature or len(signature) > MAX_SIGNATURE_CHARS:
         return None
-    # The Python SDK sends bytes back URL-safe; others as they got them (standard, padded).
-    text = signature.replace("\n", "").replace("\r", "").replace("-", "+").replace("_", "/").rstrip("=")
-    text += "=" * (-len(text) % 4)
-    try:
-        data = binascii.a2b_base64(text, strict_mode=True)
+    try:  # the Python SDK sends bytes back URL-safe; others as they got them (standard, padded)
+        data = binascii.a2b_base64(padded_base64(signature), strict_mode=True)
     except ValueError:  # binascii.Error, or characters outside ASCII
         return None
     if len(data) > MAX_SIGNATURE_BYTES or not data.startswith(HEADER) or len(data) == len(HEADER):
