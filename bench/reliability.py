@@ -20,7 +20,7 @@ import sys
 import time
 
 TESTS = pathlib.Path(__file__).resolve().parent.parent / "tests"
-sys.path.insert(0, str(TESTS))
+sys.path[:0] = [str(TESTS), str(TESTS.parent)]  # the tests' helpers, and the function's package they use
 
 import hostile_upstream as hu  # noqa: E402
 import test_hostile as th  # noqa: E402

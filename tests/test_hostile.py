@@ -30,6 +30,8 @@ import requests
 
 import hostile_upstream as hu
 from conftest import FunctionServer
+from gemini_compat.thought_signature import MAX_REASONING_BYTES
+from gemini_compat.thought_signature import encode as encode_signature
 from helpers import KEY, child_pids, error_of, hello, status_kib
 
 MiB = 1024 * 1024
@@ -823,6 +825,17 @@ def image_body(limit=DEFAULT_MAX_REQUEST_BYTES):
     return head + base64.b64encode(raw) + tail
 
 
+def forged_signatures_body(limit=DEFAULT_MAX_REQUEST_BYTES):
+    """One question, then tool turns whose thoughtSignatures each hold the most reasoning one may:
+    128 KiB of control characters, which JSON writes six bytes each, from 44 KB of signature."""
+    signature = encode_signature("\x01" * MAX_REASONING_BYTES)
+    turn = (b'{"role":"model","parts":[{"functionCall":{"name":"f","args":{}},"thoughtSignature":"'
+            + signature.encode() + b'"}]},{"role":"user","parts":[{"functionResponse":{"name":"f","response":{}}}]}')
+    head, tail = b'{"contents":[{"role":"user","parts":[{"text":"go"}]},', b"]}"
+    count = (limit - len(head) - len(tail)) // (len(turn) + 1)
+    return head + b",".join([turn] * count) + tail
+
+
 def nested_body(depth=500):
     response = "{}"
     for _ in range(depth):
@@ -841,6 +854,7 @@ BODIES = {
     "20 MiB of tiny contents": (tiny_contents_body, (200, 400)),
     "20 MiB of [{},{},...] in functionResponse": (empty_objects_body, (200, 400)),
     "one 20 MiB image": (image_body, (200,)),
+    "20 MiB of forged thoughtSignatures": (forged_signatures_body, (200,)),
     "functionResponse nested 500 deep": (nested_body, (200,)),
     "2 MB of nesting 1,000,000 deep": (very_deep_body, (400,)),
 }
