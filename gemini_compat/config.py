@@ -1,7 +1,8 @@
 """Configuration, read from the environment once when the function starts.
 
 A bad value stops the function at start with a message naming the variable: a misconfigured
-endpoint must fail its deploy, not answer wrongly.
+endpoint must fail its deploy, not answer wrongly. deploy.sh checks a deploy's settings with this
+module before it builds anything, so it imports the standard library only (no package to install).
 """
 
 import dataclasses
@@ -11,7 +12,6 @@ import os
 import re
 
 from .model_patterns import ModelRule
-from .request_body import BYTE_COST
 from .thinking import DIALECTS
 from .routing import is_model_id
 
@@ -29,12 +29,21 @@ DEFAULT_REQUEST_MEMORY_BYTES = 256 * 1024 * 1024
 # The most the function reads of one upstream answer (after decompression), of one stream event,
 # and of one streamed tool call's arguments: an upstream must not grow memory without bound.
 DEFAULT_MAX_UPSTREAM_RESPONSE_BYTES = 16 * 1024 * 1024
+# What a request is reckoned to cost in memory while it is served, for the budget: a 20 MiB image
+# peaks at about three times its size (the bytes or the text, the parsed string, the data URL, the
+# upstream request's JSON and its bytes, not all at once; bench/reliability.py measures it), five
+# leaves room. request_body.MemoryBudget counts by it; REQUEST_MEMORY_BYTES must hold one request.
+BYTE_COST = 5
 
 _HEX_DIGEST = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
 class ConfigError(ValueError):
-    """A setting has a value the function cannot start with."""
+    """A setting has a value the function cannot start with; ``variable`` names it."""
+
+    def __init__(self, variable, message):
+        super().__init__(message)
+        self.variable = variable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,16 +82,18 @@ class Settings:
         env = os.environ if environ is None else environ
         base_url = _text(env, "UPSTREAM_BASE_URL") or DEFAULT_UPSTREAM_BASE_URL
         if not base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"UPSTREAM_BASE_URL must be an http(s) URL, got {base_url!r}")
+            raise ConfigError("UPSTREAM_BASE_URL", f"UPSTREAM_BASE_URL must be an http(s) URL, got {base_url!r}")
         upstream_api_key = _text(env, "UPSTREAM_API_KEY")
         access_keys = _list(env, "ACCESS_KEYS")
         if access_keys and not upstream_api_key:
-            raise ConfigError("ACCESS_KEYS needs UPSTREAM_API_KEY: without it callers' keys go upstream as they are")
+            raise ConfigError("ACCESS_KEYS",
+                              "ACCESS_KEYS needs UPSTREAM_API_KEY: without it callers' keys go upstream as they are")
         max_request_bytes = _number(env, "MAX_REQUEST_BYTES", DEFAULT_MAX_REQUEST_BYTES, int, minimum=1)
         request_memory_bytes = _number(env, "REQUEST_MEMORY_BYTES",
                                        max(DEFAULT_REQUEST_MEMORY_BYTES, BYTE_COST * max_request_bytes), int, minimum=1)
         if request_memory_bytes < BYTE_COST * max_request_bytes:
             raise ConfigError(
+                "REQUEST_MEMORY_BYTES",
                 f"REQUEST_MEMORY_BYTES ({request_memory_bytes}) must be at least {BYTE_COST} x MAX_REQUEST_BYTES "
                 f"({BYTE_COST * max_request_bytes}): a request of the largest size must fit"
             )
@@ -103,12 +114,14 @@ class Settings:
                                         minimum=0.001),
             max_upstream_response_bytes=_number(env, "MAX_UPSTREAM_RESPONSE_BYTES",
                                                 DEFAULT_MAX_UPSTREAM_RESPONSE_BYTES, int, minimum=1024),
-            upstream_thinking=_choice("UPSTREAM_THINKING", _text(env, "UPSTREAM_THINKING").lower() or "auto", DIALECTS),
-            think_tags=_choice("THINK_TAGS", _text(env, "THINK_TAGS").lower() or "leading", ("leading", "preopened")),
+            upstream_thinking=_choice("UPSTREAM_THINKING",
+                                      _text(env, "UPSTREAM_THINKING").lower() or cls.upstream_thinking, DIALECTS),
+            think_tags=_choice("THINK_TAGS", _text(env, "THINK_TAGS").lower() or cls.think_tags,
+                               ("leading", "preopened")),
             thinking_rules=_model_rules(env, "THINKING_RULES", "model=dialect or pattern=dialect (qwen3-*=vllm)",
                                         lambda value: _choice("THINKING_RULES", value.lower(), DIALECTS)),
             gcp_project=_text(env, "GOOGLE_CLOUD_PROJECT") or _text(env, "GCP_PROJECT"),
-            threads=_number(env, "THREADS", 4 * (os.cpu_count() or 1), int, minimum=1),
+            threads=_number(env, "THREADS", cls.threads, int, minimum=1),
         )
 
 
@@ -133,7 +146,7 @@ def _list(env, name):
 def _flag(env, name):
     value = _text(env, name).lower()
     if value not in ("", "true", "false", "1", "0", "yes", "no"):
-        raise ConfigError(f"{name} must be true or false, got {value!r}")
+        raise ConfigError(name, f"{name} must be true or false, got {value!r}")
     return value in ("true", "1", "yes")
 
 
@@ -144,15 +157,15 @@ def _number(env, name, default, kind, minimum):
     try:
         value = kind(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a {kind.__name__} number, got {raw!r}") from None
+        raise ConfigError(name, f"{name} must be a {kind.__name__} number, got {raw!r}") from None
     if not math.isfinite(value) or value < minimum:
-        raise ConfigError(f"{name} must be a finite number of at least {minimum}, got {raw!r}")
+        raise ConfigError(name, f"{name} must be a finite number of at least {minimum}, got {raw!r}")
     return value
 
 
 def _choice(name, value, choices):
     if value not in choices:
-        raise ConfigError(f"{name}: {value!r} is not one of {', '.join(choices)}")
+        raise ConfigError(name, f"{name}: {value!r} is not one of {', '.join(choices)}")
     return value
 
 
@@ -165,6 +178,6 @@ def _model_rules(env, name, form, target):
         value = target(value) if equals else None
         # A pattern is a model ID with '*' in places: checked as one with a letter there.
         if value is None or not is_model_id(pattern.replace("*", "x")):
-            raise ConfigError(f"{name} entries are {form}, got {item!r}")
+            raise ConfigError(name, f"{name} entries are {form}, got {item!r}")
         rules.append(ModelRule(pattern, value))
     return tuple(rules)

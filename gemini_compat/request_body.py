@@ -17,6 +17,7 @@ import time
 
 from werkzeug.exceptions import ClientDisconnected
 
+from .config import BYTE_COST
 from .errors import DeadlineExceeded, InvalidArgument, Unavailable
 from .json_wire import loads
 
@@ -26,11 +27,8 @@ READ_SIZE = 256 * 1024
 # 50,000-row table in a function response still fits.
 MAX_JSON_TOKENS = 500_000
 PRECISE_COUNT_ABOVE = 50_000
-# What a request is reckoned to cost in memory while it is served, for the budget: a 20 MiB image
-# peaks at about three times its size (the bytes or the text, the parsed string, the data URL, the
-# upstream request's JSON and its bytes, not all at once; bench/reliability.py measures it), five
-# leaves room; plus about 64 bytes per parsed JSON value.
-BYTE_COST = 5
+# What a request is reckoned to cost in memory while it is served, for the budget: config.BYTE_COST
+# per byte, plus about 64 bytes per parsed JSON value.
 TOKEN_COST = 64
 # Bodies up to this size (with few JSON values) are not counted in the budget, so that a chat turn
 # never waits behind large requests; sixteen threads' worth of them is part of the sizing rule's
