@@ -24,7 +24,7 @@ cpu=1
 min_instances=0
 max_instances=5
 service_account=""
-upstream_base_url=https://nexusflow.vip/v1
+upstream_base_url=""
 upstream_timeout=""
 upstream_retries=""
 max_request_bytes=""
@@ -83,18 +83,25 @@ Capacity (streams hold a request open for minutes, hence the long timeout):
                              cold start on the first request after idling).
   --max-instances N          Upper bound on instances, caps the cost (default: 5).
 
-Function settings (environment variables the function reads):
-  --upstream-base-url URL    UPSTREAM_BASE_URL (default: https://nexusflow.vip/v1).
+EOF
+  # The function's defaults, from its own gemini_compat/config.py.
+  cat <<EOF
+Function settings (environment variables the function reads, checked with the function's own
+gemini_compat/config.py before anything is built):
+  --upstream-base-url URL    UPSTREAM_BASE_URL (default: unset, the function's own:
+                             $(function_config default upstream_base_url)).
   --upstream-timeout SECS    UPSTREAM_TIMEOUT, for connecting and for each read (default: unset,
-                             the function's own: 120).
-  --upstream-retries N       UPSTREAM_RETRIES (default: unset, the function's own: 2).
-  --max-request-bytes N      MAX_REQUEST_BYTES (default: unset, the function's own: 20 MiB).
+                             the function's own: $(function_config default upstream_timeout)).
+  --upstream-retries N       UPSTREAM_RETRIES (default: unset, the function's own: $(function_config default upstream_retries)).
+  --max-request-bytes N      MAX_REQUEST_BYTES (default: unset, the function's own: $(function_config default max_request_bytes)).
   --client-body-timeout SECS CLIENT_BODY_TIMEOUT, the time a caller has to send its whole request
-                             body (default: unset, the function's own: 60).
+                             body (default: unset, the function's own: $(function_config default client_body_timeout)).
   --max-upstream-response-bytes N
                              MAX_UPSTREAM_RESPONSE_BYTES, at least 1024: the most the function
                              reads of one upstream answer (default: unset, the function's own:
-                             16 MiB).
+                             $(function_config default max_upstream_response_bytes)).
+EOF
+  cat <<'EOF'
   --model-aliases LIST       MODEL_ALIASES, e.g. gemini-2.5-flash=qwen-turbo,gemini-2.5-pro=qwen-max
                              (default: unset). Commas are passed through safely.
   --allowed-models LIST      ALLOWED_MODELS, comma-separated upstream model IDs (default: unset,
@@ -127,8 +134,9 @@ Who can call it:
 
 Running:
   --dry-run                  Print the gcloud command, shell-quoted for copy and paste, and do
-                             not run it. Needs no gcloud unless --project is left out. Honoured
-                             after -- too (and then not passed to gcloud).
+                             not run it. Needs no gcloud unless --project is left out (python3,
+                             to check the settings, always). Honoured after -- too (and then not
+                             passed to gcloud).
   -h, --help                 This help.
   -- ARGS...                 Pass the remaining arguments to gcloud (e.g. --quiet), checked first:
                              flags that would undo what this script sets and guards are refused
@@ -201,11 +209,44 @@ whole_number() {
   ((value >= min && value <= max)) || die "$option must be between $min and $max, got $value"
 }
 
-# A positive number of seconds, like 90 or 2.5 (what the function's float() reads, minus the oddities).
-positive_seconds() {
-  local option=$1 value=$2
-  [[ $value =~ ^([0-9]+\.?[0-9]*|\.[0-9]+)$ && $value =~ [1-9] ]] ||
-    die "$option must be a positive number of seconds, got '$value'"
+# The function's own configuration code, gemini_compat/config.py, is the one source of its settings'
+# rules and defaults. It imports only the standard library, and -I -S keep site-packages and
+# PYTHONPATH out, so nothing needs installing.
+#   function_config default FIELD        Settings.FIELD's default, as --help shows it.
+#   function_config check KEY=VALUE...   The MiB REQUEST_MEMORY_BYTES comes to, and BYTE_COST; or,
+#                                        exit status 3, the variable refused and the function's reason.
+function_config() {
+  python3 -I -S -c '
+import sys
+sys.path.insert(0, sys.argv[1])
+from gemini_compat import config
+
+command, *args = sys.argv[2:]
+if command == "default":
+    value = getattr(config.Settings, args[0])
+    if isinstance(value, float):
+        value = format(value, "g")
+    elif isinstance(value, int) and value >= 1 << 20 and value % (1 << 20) == 0:
+        value = f"{value >> 20} MiB"
+    print(value)
+else:
+    try:
+        settings = config.Settings.from_env(dict(pair.split("=", 1) for pair in args))
+    except config.ConfigError as error:
+        print(error.variable, error)
+        sys.exit(3)
+    print(-(-settings.request_memory_bytes // (1 << 20)), config.BYTE_COST)
+' "$REPO_DIR" "$@"
+}
+
+# The option that sets a variable of the function's, for those that have their own.
+option_for() {
+  case $1 in
+    UPSTREAM_BASE_URL | UPSTREAM_TIMEOUT | UPSTREAM_RETRIES | MAX_REQUEST_BYTES | MODEL_ALIASES | \
+      ALLOWED_MODELS | CORS_ORIGINS | CLIENT_BODY_TIMEOUT | MAX_UPSTREAM_RESPONSE_BYTES)
+      printf -- '--%s' "$(printf '%s' "$1" | tr '[:upper:]_' '[:lower:]-')" ;;
+    *) return 1 ;;
+  esac
 }
 
 no_control_chars() {
@@ -348,15 +389,6 @@ if [[ $cpu == *.* && ${cpu%%.*} =~ ^0?$ ]] && ((concurrency > 1)); then
   die "--cpu below 1 allows only --concurrency 1 (got --cpu $cpu --concurrency $concurrency)"
 fi
 
-[[ $upstream_base_url =~ ^https?://[^[:space:]]+$ ]] ||
-  die "--upstream-base-url must be an http(s) URL, got '$upstream_base_url'"
-[[ -z $upstream_timeout ]] || positive_seconds --upstream-timeout "$upstream_timeout"
-[[ -z $client_body_timeout ]] || positive_seconds --client-body-timeout "$client_body_timeout"
-[[ -z $upstream_retries ]] || whole_number --upstream-retries "$upstream_retries" 0 100
-[[ -z $max_request_bytes ]] || whole_number --max-request-bytes "$max_request_bytes" 1 999999999
-[[ -z $max_upstream_response_bytes ]] ||
-  whole_number --max-upstream-response-bytes "$max_upstream_response_bytes" 1024 999999999
-
 # The key, and every prompt, travel to the upstream in clear text over http:// (fine on loopback).
 if [[ $upstream_base_url == http://* ]]; then
   upstream_host=${upstream_base_url#http://}
@@ -377,32 +409,6 @@ if [[ $upstream_base_url == http://* ]]; then
     warn "--upstream-base-url is http://, so the upstream key and every request travel unencrypted to $upstream_host; use https:// unless that network is yours alone"
 fi
 
-# Memory must hold the worker (about 160 MiB, with its threads' streams) and REQUEST_MEMORY_BYTES,
-# the function's budget for the requests it translates at once: 256 MiB, or 5 x MAX_REQUEST_BYTES
-# if that is more, unless set with --env. README's sizing rule.
-case $memory in
-  *Gi) memory_mib=$((${memory%Gi} * 1024)) ;;
-  *) memory_mib=${memory%Mi} ;;
-esac
-budget_bytes=$((5 * ${max_request_bytes:-20971520}))
-((budget_bytes > 268435456)) || budget_bytes=268435456
-for item in ${extra_env[@]+"${extra_env[@]}"}; do
-  if [[ ${item%%=*} == REQUEST_MEMORY_BYTES && ${item#*=} =~ ^[1-9][0-9]{0,11}$ ]]; then
-    budget_bytes=${item#*=}
-  fi
-done
-needed_mib=$((160 + (budget_bytes + 1048575) / 1048576))
-if ((memory_mib < needed_mib)); then
-  warn "--memory $memory is below about ${needed_mib}Mi: 160Mi for the worker and $(((budget_bytes + 1048575) / 1048576))Mi for the requests in flight (REQUEST_MEMORY_BYTES, at least 5 x MAX_REQUEST_BYTES); raise --memory or lower --max-request-bytes"
-fi
-if [[ -n $model_aliases ]]; then
-  IFS=, read -r -a items <<<"$model_aliases"
-  for item in "${items[@]}"; do
-    [[ $item =~ ^[^=[:space:]]+=[^=[:space:]]+$ ]] ||
-      die "--model-aliases must be NAME=MODEL pairs separated by commas, e.g. gemini-2.5-flash=qwen-turbo; got item '$item'"
-  done
-fi
-
 # --env: anything the named options do not already cover, and never a secret value.
 for item in ${extra_env[@]+"${extra_env[@]}"}; do
   key=${item%%=*}
@@ -413,12 +419,9 @@ for item in ${extra_env[@]+"${extra_env[@]}"}; do
     THREADS) die "THREADS follows --concurrency; set that instead" ;;
     GOOGLE_CLOUD_PROJECT | GCP_PROJECT) die "$key is set from --project" ;;
     ALLOW_UNAUTHENTICATED) die "ALLOW_UNAUTHENTICATED is set by --iam-only or --public --i-know-its-open" ;;
-    UPSTREAM_BASE_URL | UPSTREAM_TIMEOUT | UPSTREAM_RETRIES | MAX_REQUEST_BYTES | MODEL_ALIASES | \
-      ALLOWED_MODELS | CORS_ORIGINS | CLIENT_BODY_TIMEOUT | MAX_UPSTREAM_RESPONSE_BYTES)
-      option=$(printf '%s' "$key" | tr '[:upper:]_' '[:lower:]-')
-      die "set $key with --$option" ;;
     PORT | K_SERVICE | K_REVISION | K_CONFIGURATION)
       die "$key is set by the platform and cannot be overridden" ;;
+    *) if option=$(option_for "$key"); then die "set $key with $option"; fi ;;
   esac
 done
 
@@ -453,6 +456,47 @@ if [[ $platform == run && ! -f $REPO_DIR/Dockerfile ]]; then
   die "--run builds $REPO_DIR/Dockerfile, which is missing"
 fi
 
+# --- The function's settings, checked by the function's own code. ---
+
+# A setting left out is not passed: the function's own default applies.
+env_pairs=()
+[[ -z $upstream_base_url ]] || env_pairs+=("UPSTREAM_BASE_URL=$upstream_base_url")
+[[ -z $upstream_timeout ]] || env_pairs+=("UPSTREAM_TIMEOUT=$upstream_timeout")
+[[ -z $upstream_retries ]] || env_pairs+=("UPSTREAM_RETRIES=$upstream_retries")
+[[ -z $max_request_bytes ]] || env_pairs+=("MAX_REQUEST_BYTES=$max_request_bytes")
+[[ -z $client_body_timeout ]] || env_pairs+=("CLIENT_BODY_TIMEOUT=$client_body_timeout")
+[[ -z $max_upstream_response_bytes ]] || env_pairs+=("MAX_UPSTREAM_RESPONSE_BYTES=$max_upstream_response_bytes")
+[[ -z $model_aliases ]] || env_pairs+=("MODEL_ALIASES=$model_aliases")
+[[ -z $allowed_models ]] || env_pairs+=("ALLOWED_MODELS=$allowed_models")
+[[ -z $cors_origins ]] || env_pairs+=("CORS_ORIGINS=$cors_origins")
+[[ -z $allow_unauthenticated ]] || env_pairs+=("ALLOW_UNAUTHENTICATED=$allow_unauthenticated")
+env_pairs+=("THREADS=$concurrency")
+
+# A value the function would refuse at start fails here, not after a slow build.
+command -v python3 >/dev/null 2>&1 ||
+  die "python3 is not on PATH: deploy.sh checks the function's settings with the function's own gemini_compat/config.py (Python 3.8 or later, no packages needed)"
+check_status=0
+checked=$(function_config check "${env_pairs[@]}" ${extra_env[@]+"${extra_env[@]}"} 2>&1) || check_status=$?
+if ((check_status == 3)); then
+  read -r variable reason <<<"$checked"
+  option=$(option_for "$variable") || option=--env
+  die "$option: $reason"
+elif ((check_status != 0)); then
+  die "could not check the function's settings with $(command -v python3) (Python 3.8 or later needed): ${checked##*$'\n'}"
+fi
+read -r request_mib byte_cost <<<"$checked"
+
+# Memory must hold the worker (about 160 MiB, with its threads' streams) and REQUEST_MEMORY_BYTES,
+# the function's budget for the requests it translates at once. README's sizing rule.
+case $memory in
+  *Gi) memory_mib=$((${memory%Gi} * 1024)) ;;
+  *) memory_mib=${memory%Mi} ;;
+esac
+needed_mib=$((160 + request_mib))
+if ((memory_mib < needed_mib)); then
+  warn "--memory $memory is below about ${needed_mib}Mi: 160Mi for the worker and ${request_mib}Mi for the requests in flight (REQUEST_MEMORY_BYTES, at least $byte_cost x MAX_REQUEST_BYTES); raise --memory or lower --max-request-bytes"
+fi
+
 # --- gcloud and the project. ---
 
 have_gcloud=false
@@ -480,17 +524,7 @@ fi
 
 # --- The environment variables, as one gcloud flag. ---
 
-env_pairs=("UPSTREAM_BASE_URL=$upstream_base_url")
-[[ -z $upstream_timeout ]] || env_pairs+=("UPSTREAM_TIMEOUT=$upstream_timeout")
-[[ -z $upstream_retries ]] || env_pairs+=("UPSTREAM_RETRIES=$upstream_retries")
-[[ -z $max_request_bytes ]] || env_pairs+=("MAX_REQUEST_BYTES=$max_request_bytes")
-[[ -z $client_body_timeout ]] || env_pairs+=("CLIENT_BODY_TIMEOUT=$client_body_timeout")
-[[ -z $max_upstream_response_bytes ]] || env_pairs+=("MAX_UPSTREAM_RESPONSE_BYTES=$max_upstream_response_bytes")
-[[ -z $model_aliases ]] || env_pairs+=("MODEL_ALIASES=$model_aliases")
-[[ -z $allowed_models ]] || env_pairs+=("ALLOWED_MODELS=$allowed_models")
-[[ -z $cors_origins ]] || env_pairs+=("CORS_ORIGINS=$cors_origins")
-[[ -z $allow_unauthenticated ]] || env_pairs+=("ALLOW_UNAUTHENTICATED=$allow_unauthenticated")
-env_pairs+=("THREADS=$concurrency")
+# The function's settings, checked above, and:
 # Neither platform sets it for current runtimes; the function needs it to write log entries'
 # trace as projects/PROJECT/traces/ID, which is what links them to Cloud Trace and each other.
 env_pairs+=("GOOGLE_CLOUD_PROJECT=$project")

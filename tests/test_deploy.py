@@ -20,6 +20,7 @@ import time
 import pytest
 
 from conftest import dockerfile_command
+from gemini_compat.config import Settings
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy.sh"
@@ -74,7 +75,8 @@ def test_default_is_a_private_cloud_functions_gen2_deploy():
         assert expected in argv
     assert "--allow-unauthenticated" not in argv
     assert flag(argv, "set-secrets") is None
-    assert env_vars(argv) == {"UPSTREAM_BASE_URL": "https://nexusflow.vip/v1", "THREADS": "16",
+    # The function's settings left out are not set: its own defaults apply (UPSTREAM_BASE_URL's too).
+    assert env_vars(argv) == {"THREADS": "16",
                               "GOOGLE_CLOUD_PROJECT": "my-proj"}  # for the log entries' trace field
 
 
@@ -131,6 +133,28 @@ def test_settings_become_env_vars_and_commas_survive_gcloud_parsing():
         "GOOGLE_CLOUD_PROJECT": "my-proj",
         "NOTE": "a@b|c;d",
     }
+
+
+@pytest.mark.parametrize("option, value, variable", [
+    # What the function accepts, deploy.sh passes: its own config.py is the check.
+    ("--upstream-timeout", "1e3", "UPSTREAM_TIMEOUT"),
+    ("--client-body-timeout", "1e3", "CLIENT_BODY_TIMEOUT"),
+    ("--model-aliases", "a=b:c", "MODEL_ALIASES"),  # model IDs may hold ':' (Ollama's qwen3:8b)
+    ("--model-aliases", "gemini-*=qwen-turbo", "MODEL_ALIASES"),
+    ("--upstream-retries", "250", "UPSTREAM_RETRIES"),
+])
+def test_settings_the_function_accepts_are_deployed(option, value, variable):
+    Settings.from_env({variable: value})
+    assert env_vars(dry_run("--project", "my-proj", option, value))[variable] == value
+
+
+def test_settings_are_checked_by_the_functions_own_code_with_the_standard_library_alone():
+    # deploy.sh runs gemini_compat/config.py with python3 -I -S: nothing installed is importable.
+    probe = (f"import sys; sys.path.insert(0, {str(REPO)!r}); import gemini_compat.config; "
+             "print(*{m.split('.')[0] for m in sys.modules} - {'__main__', *sys.stdlib_module_names})")
+    result = subprocess.run([sys.executable, "-I", "-S", "-c", probe], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["gemini_compat"]
 
 
 def test_secrets_come_from_secret_manager_by_name():
@@ -269,7 +293,7 @@ def test_memory_too_small_for_the_requests_in_flight_warns(args, needed):
     ["--max-request-bytes", "20971520"],  # 416Mi needed, the default 512Mi holds it
     ["--max-request-bytes", "73400320"],  # 70 MiB: exactly 510Mi
     ["--max-request-bytes", "100000000", "--memory", "1Gi"],
-    ["--memory", "256Mi", "--env", "REQUEST_MEMORY_BYTES=100000000"],
+    ["--memory", "256Mi", "--max-request-bytes", "10485760", "--env", "REQUEST_MEMORY_BYTES=100000000"],
 ])
 def test_memory_that_fits_the_requests_in_flight_does_not_warn(args):
     result = deploy("--dry-run", "--project", "my-proj", *args)
@@ -299,15 +323,23 @@ def test_dry_run_output_is_shell_quoted():
     (["--run", "--runtime", "python312"], "--runtime applies to Cloud Functions only"),
     (["--region", "Europe West"], "--region must look like us-central1"),
     (["--name", "Gemini_API"], "--name must be"),
-    (["--model-aliases", "gemini-2.5-flash"], "--model-aliases must be NAME=MODEL pairs"),
-    (["--upstream-base-url", "nexusflow.vip"], "--upstream-base-url must be an http(s) URL"),
-    (["--upstream-timeout", "0"], "--upstream-timeout must be a positive number of seconds"),
-    (["--client-body-timeout", "0"], "--client-body-timeout must be a positive number of seconds"),
-    (["--client-body-timeout", "-5"], "--client-body-timeout must be a positive number of seconds"),
-    (["--client-body-timeout", "1e3"], "--client-body-timeout must be a positive number of seconds"),
+    # The function's settings: refused with the function's own message (config.py), after the option.
+    (["--model-aliases", "gemini-2.5-flash"], "--model-aliases: MODEL_ALIASES entries are name=model-id"),
+    (["--model-aliases", "a=b/c/d"], "--model-aliases: MODEL_ALIASES entries are name=model-id"),
+    (["--upstream-base-url", "nexusflow.vip"], "--upstream-base-url: UPSTREAM_BASE_URL must be an http(s) URL"),
+    (["--upstream-timeout", "0"], "--upstream-timeout: UPSTREAM_TIMEOUT must be a finite number of at least"),
+    (["--upstream-timeout", "inf"], "--upstream-timeout: UPSTREAM_TIMEOUT must be a finite number of at least"),
+    (["--client-body-timeout", "0"], "--client-body-timeout: CLIENT_BODY_TIMEOUT must be a finite number of"),
+    (["--client-body-timeout", "-5"], "--client-body-timeout: CLIENT_BODY_TIMEOUT must be a finite number of"),
     (["--client-body-timeout"], "--client-body-timeout needs a value"),
-    (["--max-upstream-response-bytes", "1023"], "--max-upstream-response-bytes must be between 1024 and"),
-    (["--max-upstream-response-bytes", "16MB"], "--max-upstream-response-bytes must be a whole number"),
+    (["--upstream-retries", "1.5"], "--upstream-retries: UPSTREAM_RETRIES must be a int number, got '1.5'"),
+    (["--max-upstream-response-bytes", "1023"],
+     "--max-upstream-response-bytes: MAX_UPSTREAM_RESPONSE_BYTES must be a finite number of at least 1024"),
+    (["--max-upstream-response-bytes", "16MB"],
+     "--max-upstream-response-bytes: MAX_UPSTREAM_RESPONSE_BYTES must be a int number, got '16MB'"),
+    (["--env", "THINK_TAGS=sometimes"], "--env: THINK_TAGS: 'sometimes' is not one of leading, preopened"),
+    (["--env", "REQUEST_MEMORY_BYTES=100000000"],  # below 5 x the default MAX_REQUEST_BYTES
+     "--env: REQUEST_MEMORY_BYTES (100000000) must be at least 5 x MAX_REQUEST_BYTES"),
     (["--env", "CLIENT_BODY_TIMEOUT=5"], "set CLIENT_BODY_TIMEOUT with --client-body-timeout"),
     (["--env", "MAX_UPSTREAM_RESPONSE_BYTES=1"], "set MAX_UPSTREAM_RESPONSE_BYTES with --max-upstream-response-bytes"),
     (["--access-keys-secret", "keys"], "--access-keys-secret needs --upstream-key-secret too"),
@@ -337,6 +369,9 @@ def test_help_explains_every_option():
                    "--access-keys-secret", "--iam-only", "--public", "--i-know-its-open", "--dry-run"]:
         assert f"\n  {option} " in result.stdout or f"\n  {option}\n" in result.stdout, option
     assert "THREADS" in result.stdout
+    # The function's defaults, as its own config.py has them.
+    assert f"the function's own:\n{' ' * 29}{Settings.upstream_base_url})." in result.stdout
+    assert "the function's own: 120)." in result.stdout and "the function's own: 20 MiB)." in result.stdout
     assert "default: 512Mi" in result.stdout and "README's sizing rule" in result.stdout
     assert "default: gemini" in result.stdout and "default: us-central1" in result.stdout
 
@@ -395,11 +430,12 @@ def test_no_project_anywhere_fails_clearly(fake_gcloud):
 
 @pytest.fixture
 def path_without_gcloud(tmp_path):
-    """A PATH with only the few tools deploy.sh uses outside gcloud."""
+    """A PATH with only the few tools deploy.sh uses outside gcloud, python3 among them."""
     bin_dir = tmp_path / "nogcloud"
     bin_dir.mkdir()
     for tool in ("dirname", "cat", "tr"):
         (bin_dir / tool).symlink_to(shutil.which(tool))
+    (bin_dir / "python3").symlink_to(sys.executable)
     return dict(os.environ, PATH=str(bin_dir))
 
 
@@ -409,6 +445,13 @@ def test_gcloud_missing_fails_unless_dry_run(path_without_gcloud):
     result = deploy("--dry-run", env=path_without_gcloud)
     assert result.returncode == 0
     assert "--project=PROJECT_ID" in shlex.split(result.stdout) and "placeholder" in result.stderr
+
+
+def test_python_missing_fails_clearly(path_without_gcloud):
+    (pathlib.Path(path_without_gcloud["PATH"]) / "python3").unlink()
+    result = deploy("--dry-run", "--project", "my-proj", env=path_without_gcloud)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("deploy.sh: error: python3 is not on PATH") and "config.py" in result.stderr
 
 
 # --- What ships -------------------------------------------------------------------------------
