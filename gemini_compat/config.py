@@ -150,6 +150,9 @@ def _flag(env, name):
     return value in ("true", "1", "yes")
 
 
+_KIND_NAMES = {int: "a whole number", float: "a number"}
+
+
 def _number(env, name, default, kind, minimum):
     raw = _text(env, name)
     if not raw:
@@ -157,7 +160,7 @@ def _number(env, name, default, kind, minimum):
     try:
         value = kind(raw)
     except ValueError:
-        raise ConfigError(name, f"{name} must be a {kind.__name__} number, got {raw!r}") from None
+        raise ConfigError(name, f"{name} must be {_KIND_NAMES[kind]}, got {raw!r}") from None
     if not math.isfinite(value) or value < minimum:
         raise ConfigError(name, f"{name} must be a finite number of at least {minimum}, got {raw!r}")
     return value

@@ -332,11 +332,11 @@ def test_dry_run_output_is_shell_quoted():
     (["--client-body-timeout", "0"], "--client-body-timeout: CLIENT_BODY_TIMEOUT must be a finite number of"),
     (["--client-body-timeout", "-5"], "--client-body-timeout: CLIENT_BODY_TIMEOUT must be a finite number of"),
     (["--client-body-timeout"], "--client-body-timeout needs a value"),
-    (["--upstream-retries", "1.5"], "--upstream-retries: UPSTREAM_RETRIES must be a int number, got '1.5'"),
+    (["--upstream-retries", "1.5"], "--upstream-retries: UPSTREAM_RETRIES must be a whole number, got '1.5'"),
     (["--max-upstream-response-bytes", "1023"],
      "--max-upstream-response-bytes: MAX_UPSTREAM_RESPONSE_BYTES must be a finite number of at least 1024"),
     (["--max-upstream-response-bytes", "16MB"],
-     "--max-upstream-response-bytes: MAX_UPSTREAM_RESPONSE_BYTES must be a int number, got '16MB'"),
+     "--max-upstream-response-bytes: MAX_UPSTREAM_RESPONSE_BYTES must be a whole number, got '16MB'"),
     (["--env", "THINK_TAGS=sometimes"], "--env: THINK_TAGS: 'sometimes' is not one of leading, preopened"),
     (["--env", "REQUEST_MEMORY_BYTES=100000000"],  # below 5 x the default MAX_REQUEST_BYTES
      "--env: REQUEST_MEMORY_BYTES (100000000) must be at least 5 x MAX_REQUEST_BYTES"),
