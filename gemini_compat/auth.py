@@ -35,15 +35,20 @@ NO_ACCESS_KEYS = (
 
 
 def upstream_key(settings, headers, args):
-    """The key to call the upstream with, once the caller is let in; raises the Gemini error otherwise."""
+    """(the key to call the upstream with, who the caller is for the log), once the caller is let
+    in; raises the Gemini error otherwise. The caller is an access key's name, else the first 8 hex
+    digits of its key's SHA-256 (never more: the log must not give a key or its digest away), and
+    "" when no key was asked for."""
     if not settings.team_mode:
-        return caller_key(headers, args)
-    if settings.access_key_digests:
-        if not is_access_key(caller_key(headers, args), settings.access_key_digests):
+        key = caller_key(headers, args)
+        return key, hashlib.sha256(key.encode()).hexdigest()[:8]
+    if settings.access_keys:
+        caller = access_key_caller(caller_key(headers, args), settings.access_keys)
+        if caller is None:
             raise api_key_invalid()
-        return settings.upstream_api_key
+        return settings.upstream_api_key, caller
     if settings.allow_unauthenticated:
-        return settings.upstream_api_key
+        return settings.upstream_api_key, ""
     raise PermissionDenied(NO_ACCESS_KEYS)
 
 
@@ -65,10 +70,12 @@ def caller_key(headers, args):
     return key
 
 
-def is_access_key(key, digests):
-    """Whether ``key`` is one of the team's keys; compares against every digest, in constant time."""
+def access_key_caller(key, access_keys):
+    """The caller of the team's access key ``key`` (config.AccessKey), or None when it is none of
+    them; compares against every digest, in constant time."""
     presented = hashlib.sha256(key.encode()).digest()
-    found = False
-    for digest in digests:
-        found |= hmac.compare_digest(presented, digest)
+    found = None
+    for access_key in access_keys:
+        if hmac.compare_digest(presented, access_key.digest):
+            found = access_key.caller
     return found

@@ -10,6 +10,7 @@ import hashlib
 import math
 import os
 import re
+import typing
 
 from .model_patterns import ModelRule
 from .thinking import DIALECTS
@@ -36,6 +37,7 @@ DEFAULT_MAX_UPSTREAM_RESPONSE_BYTES = 16 * 1024 * 1024
 BYTE_COST = 5
 
 _HEX_DIGEST = re.compile(r"^[0-9a-fA-F]{64}$")
+_CALLER_NAME = re.compile(r"[A-Za-z0-9._@-]{1,64}")
 
 
 class ConfigError(ValueError):
@@ -54,7 +56,7 @@ class Settings:
     upstream_retries: int = DEFAULT_UPSTREAM_RETRIES
     # Team mode: the function's own upstream key; callers then present one of the access keys.
     upstream_api_key: str = ""
-    access_key_digests: tuple = ()
+    access_keys: tuple = ()  # of AccessKey
     allow_unauthenticated: bool = False
     model_aliases: tuple = ()  # of ModelRule, in the order given: the first that matches wins
     allowed_models: frozenset = frozenset()
@@ -102,7 +104,7 @@ class Settings:
             upstream_timeout=_number(env, "UPSTREAM_TIMEOUT", DEFAULT_UPSTREAM_TIMEOUT, float, minimum=0.001),
             upstream_retries=_number(env, "UPSTREAM_RETRIES", DEFAULT_UPSTREAM_RETRIES, int, minimum=0),
             upstream_api_key=upstream_api_key,
-            access_key_digests=tuple(access_key_digest(entry) for entry in access_keys),
+            access_keys=tuple(access_key(entry) for entry in access_keys),
             allow_unauthenticated=_flag(env, "ALLOW_UNAUTHENTICATED"),
             model_aliases=_model_rules(env, "MODEL_ALIASES", "name=model-id or pattern=model-id (gemini-*=qwen-turbo)",
                                        lambda value: value if is_model_id(value) else None),
@@ -125,14 +127,28 @@ class Settings:
         )
 
 
-def access_key_digest(entry):
-    """The SHA-256 digest an ACCESS_KEYS entry stands for: the entry itself when it is one
-    (64 hex characters, optionally written ``sha256:<hex>``), else the digest of the plaintext key.
-    A digest is never accepted as a key, so the configuration does not give the keys away."""
-    hex_digest = entry[len("sha256:"):] if entry.startswith("sha256:") else entry
-    if _HEX_DIGEST.match(hex_digest):
-        return bytes.fromhex(hex_digest)
-    return hashlib.sha256(entry.encode()).digest()
+class AccessKey(typing.NamedTuple):
+    digest: bytes  # SHA-256 of the key
+    caller: str  # who it is, for the log: the entry's name, or the digest's first 8 hex digits
+
+
+def access_key(entry):
+    """An ACCESS_KEYS entry: ``[name=]key``, where the key is written as itself or as its SHA-256
+    digest (64 hex digits, optionally ``sha256:<hex>``). A digest is never accepted as a key, so the
+    configuration does not give the keys away.
+
+        "alice=sha256:9f86d0...0f00a08"  ->  AccessKey(digest=bytes.fromhex("9f86d0...0f00a08"), caller="alice")
+        "s3cret-key"                     ->  AccessKey(digest=sha256(b"s3cret-key"), caller="<its first 8 hex digits>")
+    """
+    name, equals, key = entry.partition("=")
+    if not equals or not key.strip("="):  # no name: "=" in a key is only its base64 padding
+        name, key = "", entry
+    elif not _CALLER_NAME.fullmatch(name):
+        raise ConfigError("ACCESS_KEYS", f"ACCESS_KEYS names are letters, digits and . _ @ - (at most 64), "
+                                         f"before the = of name=key; got {name!r}")
+    hex_digest = key[len("sha256:"):] if key.startswith("sha256:") else key
+    digest = bytes.fromhex(hex_digest) if _HEX_DIGEST.match(hex_digest) else hashlib.sha256(key.encode()).digest()
+    return AccessKey(digest, name or digest.hex()[:8])
 
 
 def _text(env, name):

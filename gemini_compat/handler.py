@@ -59,7 +59,9 @@ class Gateway:
                 return preflight_response(request, self.settings.cors_origins)
             route = routing.parse_route(routing.raw_path(request.environ), request.method)
             log.fields["model"] = route.model
-            key = auth.upstream_key(self.settings, request.headers, request.args)
+            key, caller = auth.upstream_key(self.settings, request.headers, request.args)
+            if caller:
+                log.fields["caller"] = caller
             if route.action == "listModels":
                 page_size, offset = models.page_query(request.args)
                 return json_response(models.page(self.models(key, models.gemini_models), page_size, offset))

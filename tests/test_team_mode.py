@@ -1,6 +1,7 @@
 """Per-team private endpoints: access keys, the team's upstream key, model aliases and allow-lists, CORS."""
 
 import hashlib
+import json
 
 import pytest
 import requests
@@ -62,6 +63,56 @@ def test_an_upstream_401_in_team_mode_is_the_endpoints_fault_not_the_callers(tea
     assert error["message"] == "The upstream refused this endpoint's UPSTREAM_API_KEY: Invalid API key."
     assert "details" not in error and UPSTREAM_KEY not in response.text
     assert len(upstream.chat_requests) == 1
+
+
+# --- who used what: the caller in the log -------------------------------------------------------
+
+CAROL, DAVE = "carol-access-key", "dave-access-key/b64+padded=="
+
+
+@pytest.fixture(scope="module")
+def named_team(serve):
+    carol_digest = hashlib.sha256(CAROL.encode()).hexdigest()
+    return serve(UPSTREAM_API_KEY=UPSTREAM_KEY,
+                 ACCESS_KEYS=f"carol=sha256:{carol_digest}, dave.m@example.com={DAVE}, {ALICE}, {BOB}==")
+
+
+def log_lines(server):
+    return [json.loads(line) for line in server.logs().splitlines() if line.startswith("{")]
+
+
+@pytest.mark.parametrize("key, caller", [
+    (CAROL, "carol"), (DAVE, "dave.m@example.com"),
+    (ALICE, hashlib.sha256(ALICE.encode()).hexdigest()[:8]),  # unnamed: its digest's first 8 hex digits
+    (BOB + "==", hashlib.sha256((BOB + "==").encode()).hexdigest()[:8]),  # "=" as padding names no one
+], ids=["named-by-digest", "named-plaintext-key-with-padding", "unnamed", "unnamed-padded"])
+def test_each_request_logs_its_caller_never_the_key_or_its_digest(named_team, upstream, key, caller):
+    before = len(log_lines(named_team))
+    upstream.reply(Json({"choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"},
+                                      "finish_reason": "stop"}],
+                         "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}}))
+    assert post(named_team, headers={"x-goog-api-key": key}).status_code == 200
+    [line] = log_lines(named_team)[before:]
+    assert line["caller"] == caller and line["usage"]["totalTokenCount"] == 4
+    logs = named_team.logs()
+    for secret in (key, hashlib.sha256(key.encode()).hexdigest(), UPSTREAM_KEY):
+        assert secret not in logs
+
+
+def test_a_refused_key_logs_no_caller(named_team, upstream):
+    before = len(log_lines(named_team))
+    assert post(named_team, headers={"x-goog-api-key": "not-a-member"}).status_code == 400
+    [line] = log_lines(named_team)[before:]
+    assert "caller" not in line and "not-a-member" not in named_team.logs()
+
+
+def test_pass_through_logs_the_keys_fingerprint(serve, upstream):
+    server = serve()
+    before = len(log_lines(server))
+    assert post(server, headers={"x-goog-api-key": "sk-someones-own-key"}).status_code == 200
+    [line] = log_lines(server)[before:]
+    assert line["caller"] == hashlib.sha256(b"sk-someones-own-key").hexdigest()[:8]
+    assert "sk-someones-own-key" not in server.logs()
 
 
 def test_no_key_is_refused(team, upstream):
@@ -151,6 +202,7 @@ def test_cors_headers_on_answers_and_errors_for_allowed_origins_only(cors, upstr
 
 @pytest.mark.parametrize("env,message", [
     ({"ACCESS_KEYS": "a"}, "ACCESS_KEYS needs UPSTREAM_API_KEY"),
+    ({"ACCESS_KEYS": "bob smith=k1", "UPSTREAM_API_KEY": "u"}, "ACCESS_KEYS names are letters"),
     ({"MODEL_ALIASES": "gemini-pro"}, "MODEL_ALIASES"),
     ({"UPSTREAM_TIMEOUT": "soon"}, "UPSTREAM_TIMEOUT"),
     ({"UPSTREAM_RETRIES": "-1"}, "UPSTREAM_RETRIES"),
