@@ -1,6 +1,7 @@
 """Where the gunicorn worker spends its CPU: py-spy samples of the worker under load, summarised.
 
-Used by ``python bench/run.py --profile`` (after the measurements, so it does not disturb them).
+Used by ``python bench/run.py --profile`` (``profile_worker``, after the measurements, so it does not
+disturb them); ``python bench/hotspots.py FILE...`` summarises stacks recorded earlier.
 Needs ``py-spy`` (``pip install py-spy``; not a project dependency) and the right to ptrace the worker
 (root, or ptrace_scope 0). Samples are taken with ``--gil``: only the thread holding the GIL, which is
 what limits one worker; system time in socket calls is not in them.
@@ -12,6 +13,11 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
+import time
+
+import payloads
+from client import FUNCTION_HEADERS, FUNCTION_PATH, FUNCTION_STREAM_PATH, Client
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
@@ -104,6 +110,45 @@ def render(title, summary):
     lines += ["", "Self time, top functions:"]
     lines += [f"- {pct}% {name}" for name, pct in summary["self_pct"][:12]]
     return "\n".join(lines) + "\n"
+
+
+def profile_worker(function, out_prefix, seconds):
+    """py-spy on the worker under load: 16 clients of generateContent, then 4 clients of 200-chunk
+    streams. Runs after the measurements; files ``<out>-profile-{generate,stream}.txt``."""
+    pids = function.pids()
+    if len(pids) < 2:
+        return {"error": "no gunicorn worker found"}
+    worker = pids[1]
+    loads = {
+        "generate": (FUNCTION_PATH, payloads.encode(payloads.typical()), 16, "post"),
+        "stream": (FUNCTION_STREAM_PATH, payloads.encode(payloads.typical(chunks=200)), 4, "stream"),
+    }
+    profiles = {}
+    for name, (path, body, clients, method) in loads.items():
+        stop = threading.Event()
+
+        def hammer():
+            client = Client(function.port, path, FUNCTION_HEADERS)
+            while not stop.is_set():
+                try:
+                    getattr(client, method)(body)
+                except Exception:  # noqa: BLE001 - load only; the measurements above count errors
+                    client.close()
+            client.close()
+
+        threads = [threading.Thread(target=hammer, daemon=True) for _ in range(clients)]
+        for thread in threads:
+            thread.start()
+        try:
+            time.sleep(0.5)
+            raw = pathlib.Path(f"{out_prefix}-profile-{name}.txt")
+            error = record(worker, seconds, raw)
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(30)
+        profiles[name] = {"error": error} if error else {"file": str(raw), **summarise(raw)}
+    return profiles
 
 
 if __name__ == "__main__":

@@ -22,9 +22,20 @@ def error_of(response):
     return error
 
 
+def sse_data(body):
+    """The ``data:`` payloads of an SSE body, as bytes, with LF or CRLF framing (the function writes
+    CRLF, the benchmark's fast upstream LF). Also used by bench/."""
+    payloads = []
+    for event in body.replace(b"\r\n", b"\n").split(b"\n\n"):
+        for line in event.split(b"\n"):
+            if line.startswith(b"data:"):
+                payloads.append(line[5:].strip())
+    return payloads
+
+
 def sse_chunks(response):
     """The JSON chunks of a Gemini SSE answer."""
-    return [json.loads(frame[len("data: "):]) for frame in response.text.split("\r\n\r\n") if frame]
+    return [json.loads(data) for data in sse_data(response.content)]
 
 
 def child_pids(pid):
@@ -42,9 +53,12 @@ def child_pids(pid):
 
 
 def status_kib(pid, field):
-    """A memory figure (VmRSS, VmHWM...) of a process, in KiB."""
-    with open(f"/proc/{pid}/status") as status:
+    """A memory figure of a process, in KiB: VmRSS, VmHWM... from /proc/PID/status, or Pss (resident
+    pages, each shared one divided among the processes sharing it) from /proc/PID/smaps_rollup.
+    Also used by bench/."""
+    source = "smaps_rollup" if field == "Pss" else "status"
+    with open(f"/proc/{pid}/{source}") as status:
         for line in status:
             if line.startswith(field + ":"):
                 return int(line.split()[1])
-    raise AssertionError(f"{field} missing from /proc/{pid}/status")
+    raise AssertionError(f"{field} missing from /proc/{pid}/{source}")
