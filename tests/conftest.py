@@ -1,6 +1,7 @@
 """Fixtures: the loopback upstream, and the function served the way it is deployed
 (``functions-framework --target=gemini``, gunicorn), in a subprocess per configuration."""
 
+import contextlib
 import os
 import pathlib
 import socket
@@ -65,6 +66,20 @@ class FunctionServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
         os.unlink(self.log.name)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failing test shows the logs of the servers it used (the function's, llama-server's)."""
+    report = yield
+    if report.failed:
+        for name, value in getattr(item, "funcargs", {}).items():
+            for method in ("logs", "log"):
+                if callable(getattr(value, method, None)):
+                    with contextlib.suppress(OSError):
+                        report.sections.append((f"log of {name} ({type(value).__name__})", getattr(value, method)()))
+                    break
+    return report
 
 
 def _free_port():
