@@ -133,6 +133,7 @@ def messages(body, partial_history=False):
     media_resolution = body.get("generationConfig", {}).get("mediaResolution")
     for index, content in enumerate(body["contents"]):
         path = ["contents", index, "parts"]
+        call_ids.start_turn(content)
         if content.get("role") == "model":
             _add_model_turn(out, content["parts"], call_ids, path)
         else:
@@ -291,7 +292,14 @@ def _code_text(part):
 
 class CallIds:
     """tool_call ids for one request: kept when the client sent them, otherwise synthesized, and
-    function responses matched to their calls by id, or first-in-first-out by name."""
+    function responses matched to their calls by id, or first-in-first-out by name. As Gemini
+    requires, a call is answered in the turns right after its own: OpenAI servers want its tool
+    message right after the assistant message, and the strict ones refuse any other order.
+
+    model [call a], user [response a]                  ->  matched
+    model [call a], user [text], user [response a]     ->  400 at the response (a user turn came between)
+    model [call a], user [text], model [...], ...      ->  a is left unanswered, as the client chose
+    """
 
     def __init__(self, contents, partial_history=False):
         self._contents = contents
@@ -299,6 +307,18 @@ class CallIds:
         self._taken = None
         self._count = 0
         self._unanswered = {}  # function name -> ids of its calls not yet answered, oldest first
+        self._passed = set()  # names of calls whose turn to be answered has passed
+        self._previous_role = None
+
+    def start_turn(self, content):
+        """Before each content: calls not answered by now stop waiting when a model turn follows a
+        user turn (consecutive model turns are one turn), or a user turn answers nothing."""
+        role = "model" if content.get("role") == "model" else "user"
+        answers = role == "user" and any("functionResponse" in part for part in content["parts"])
+        if (role == "model" and self._previous_role == "user") or (role == "user" and not answers):
+            self._passed.update(name for name, waiting in self._unanswered.items() if waiting)
+            self._unanswered.clear()
+        self._previous_role = role
 
     def for_call(self, given, name):
         call_id = given or self._new_id()
@@ -314,11 +334,12 @@ class CallIds:
             return waiting.popleft()
         if self._partial_history:
             return None
-        raise InvalidArgument(
-            f"no earlier functionCall named {name!r} is waiting for this response; "
-            "a function response turn must come right after the model's function call turn",
-            field=field_path(path),
-        )
+        if name in self._passed:
+            message = (f"the functionResponse for {name!r} must come in the turn right after the model's "
+                       "functionCall turn, with no other turn between them")
+        else:
+            message = f"no earlier functionCall named {name!r} is waiting for this response"
+        raise InvalidArgument(message, field=field_path(path))
 
     def _new_id(self):
         if self._taken is None:  # ids the client chose, so a synthesized one never collides

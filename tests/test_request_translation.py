@@ -434,6 +434,33 @@ def test_a_response_without_a_call_is_refused():
     assert caught.value.message.startswith("contents[1].parts[0].functionResponse")
 
 
+@pytest.mark.parametrize("contents, error", [
+    # a response three turns after its call: strict servers refuse the tool message out of place
+    ([user("go"), model(call("f")), user("wait"), model("ok"), user(reply("f", {}))],
+     "contents[4].parts[0].functionResponse: the functionResponse for 'f' must come in the turn right after"),
+    ([user("go"), model(call("f")), user("wait"), user(reply("f", {}))],
+     "contents[3].parts[0].functionResponse: the functionResponse for 'f' must come in the turn right after"),
+    ([user("go"), model(call("f")), user(reply("f", {})), user(reply("f", {}))],
+     "contents[3].parts[0].functionResponse: no earlier functionCall named 'f' is waiting"),
+], ids=["model-turn-between", "user-turn-between", "answered-twice"])
+def test_a_response_out_of_its_place_is_refused_as_gemini_does(contents, error):
+    with pytest.raises(InvalidArgument) as caught:
+        translate({"contents": contents})
+    assert caught.value.message.startswith(error)
+
+
+@pytest.mark.parametrize("contents", [
+    [user("go"), model(call("f"), call("g")), user(reply("f", {})), user(reply("g", {}))],  # one turn each
+    [user("go"), model(call("f")), model(call("g")), user(reply("f", {}), reply("g", {}))],  # a streamed turn
+    [user("go"), model(call("f")), user("never mind"), model("ok")],  # a call left unanswered
+], ids=["responses-in-consecutive-turns", "calls-in-consecutive-model-turns", "unanswered"])
+def test_responses_right_after_their_calls_are_matched(contents):
+    request, _ = translate({"contents": contents})
+    tools = [m for m in request["messages"] if m["role"] == "tool"]
+    calls = [c["id"] for m in request["messages"] for c in m.get("tool_calls", [])]
+    assert [m["tool_call_id"] for m in tools] == calls[:len(tools)]
+
+
 def test_call_args_and_response_keys_are_never_rewritten():
     args = {"user_id": 1, "nested": {"snake_key": [1, {"deep_key": None}]}}
     contents = [{"role": "user", "parts": [{"text": "go"}]},
