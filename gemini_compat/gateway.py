@@ -4,18 +4,16 @@ import traceback
 
 import flask
 
-from . import auth, models, request_body, routing, thinking
+from . import auth, models, request_body, routing, streaming, thinking
 from .errors import GeminiError, InvalidArgument, PermissionDenied, UpstreamError
-from .logs import RequestLog, emit
+from .logs import RequestLog, emit, internal_error
 from .embeddings import embedding_batches, embedding_vectors
 from .request_translation import chat_request
 from .response_translation import StreamTranslator, gemini_response, merged_response
-from .json_wire import dumps
-from .sse import sse_event
+from .json_wire import JSON_CONTENT_TYPE, dumps
 from .upstream import Upstream
 from .validation import BATCH_EMBED_CONTENTS, COUNT_TOKENS, EMBED_CONTENT, GENERATE_CONTENT
 
-JSON = "application/json; charset=utf-8"
 CORS_ALLOWED_HEADERS = "authorization, content-type, x-goog-api-key, x-goog-api-client, x-server-timeout"
 
 
@@ -88,8 +86,7 @@ class Gateway:
         except RecursionError:  # validating the client's body (upstream answers are caught in ``translated``)
             return error_response(InvalidArgument("Invalid JSON payload received. The body is nested too deeply."))
         except Exception:  # a bug of ours: still a Gemini error, never an HTML page or a traceback
-            emit({"severity": "ERROR", "message": "unexpected error\n" + traceback.format_exc()})
-            return error_response(GeminiError("An internal error has occurred."))
+            return error_response(internal_error("unexpected error"))
 
     def generate(self, model, key, body, log):
         dialect = self.thinking_dialect(model)
@@ -155,25 +152,19 @@ class Gateway:
         payload, options = chat_request(body, model, stream=True, thinking_dialect=self.thinking_dialect(model))
         body.clear()  # as in generate
 
-        def start():
-            # Run up to the first chunk now, so that a failure before any output is a real HTTP
-            # error, and worth a retry.
+        def start():  # retried until the stream's first bytes: nothing has reached the client before them
             translator = self.stream_translator(options, payload)
-            chunks = stream_body(self.upstream.open_stream(payload, key), translator, sse, log)
-            return next(chunks), chunks
+            return stream_body(self.upstream.open_stream(payload, key), translator, sse, log)
 
-        first, chunks = self.upstream.with_retries(start)
-        return flask.Response(_prepend(first, chunks), 200,
-                              content_type="text/event-stream" if sse else JSON,
-                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return streaming.response(self.upstream.with_retries(start), sse)
 
 
 def json_response(value):
-    return flask.Response(dumps(value), 200, content_type=JSON)
+    return flask.Response(dumps(value), 200, content_type=JSON_CONTENT_TYPE)
 
 
 def error_response(error):
-    response = flask.Response(dumps(error.body()), error.code, headers=error.headers, content_type=JSON)
+    response = flask.Response(dumps(error.body()), error.code, headers=error.headers, content_type=JSON_CONTENT_TYPE)
     response.error = error
     return response
 
@@ -204,37 +195,15 @@ def _add_cors_headers(response, request, origins):
 
 
 def stream_body(stream, translator, sse, log):
-    """The client's byte stream: SSE events, or a JSON array written element by element.
+    """The client's bytes for an upstream ``EventStream``, run up to the first (``streaming.started``):
+    its chunks translated, framed, and the request logged at the stream's end."""
 
-    A failure after output has begun is sent as a last ``{"error": ...}`` element; before that it
-    is raised, for the caller to answer with an HTTP error. The upstream stream is always closed,
-    also when the client goes away (the server then closes this generator)."""
-    started = False
-    status, failure = 200, None
-    try:
-        for chunk in gemini_chunks(stream, translator):
-            data = sse_event(chunk) if sse else (b",\r\n" if started else b"[") + dumps(chunk)
-            started = True
-            yield data
-        if not sse:
-            yield b"]"
-    except GeneratorExit:
-        status = 499  # the client went away
-        raise
-    except Exception as error:  # noqa: BLE001 - after the first byte, every failure becomes an error event
-        if not started:
-            raise
-        if not isinstance(error, GeminiError):
-            emit({"severity": "ERROR", "message": "unexpected error in a stream\n" + traceback.format_exc()})
-            error = GeminiError("An internal error has occurred.")
-        status, failure = error.code, error
-        yield sse_event(error.body()) if sse else b",\r\n" + dumps(error.body()) + b"]"
-    finally:
-        stream.close()
-        if started:
-            log.fields.update(upstreamStatus=200, stream=True, modelVersion=translator.model or translator.options.model,
-                              usage=translator.reported_usage() or {})
-            log.write(status, failure)
+    def ended(status, failure):
+        log.fields.update(upstreamStatus=200, stream=True, modelVersion=translator.model or translator.options.model,
+                          usage=translator.reported_usage() or {})
+        log.write(status, failure)
+
+    return streaming.started(gemini_chunks(stream, translator), sse, stream.close, ended)
 
 
 def gemini_chunks(stream, translator):
@@ -244,15 +213,6 @@ def gemini_chunks(stream, translator):
             return
         yield from translated(translator.translate, chunk)
     yield from translated(translator.done if stream.done else translator.end_of_stream)
-
-
-def _prepend(first, rest):
-    # A generator, not itertools.chain: closing it must close ``rest`` (and so the upstream).
-    try:
-        yield first
-        yield from rest
-    finally:
-        rest.close()
 
 
 # What translating an answer of an unexpected shape raises (a string where an object belongs...).
