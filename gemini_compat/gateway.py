@@ -1,12 +1,10 @@
 """The HTTP edge: a Flask request in, a Flask response out. Everything else is called from here."""
 
-import traceback
-
 import flask
 
 from . import auth, models, request_body, routing, streaming, thinking
 from .errors import GeminiError, InvalidArgument, PermissionDenied, UpstreamError
-from .logs import RequestLog, emit, internal_error
+from .logs import RequestLog, internal_error
 from .embeddings import embedding_batches, embedding_vectors
 from .request_translation import chat_request
 from .response_translation import StreamTranslator, gemini_response, merged_response
@@ -83,7 +81,7 @@ class Gateway:
             if error.from_upstream:
                 log.fields["upstreamStatus"] = error.code
             return error_response(error)
-        except RecursionError:  # validating the client's body (upstream answers are caught in ``translated``)
+        except RecursionError:  # validating or translating the client's body (the upstream's is checked where parsed)
             return error_response(InvalidArgument("Invalid JSON payload received. The body is nested too deeply."))
         except Exception:  # a bug of ours: still a Gemini error, never an HTML page or a traceback
             return error_response(internal_error("unexpected error"))
@@ -96,7 +94,7 @@ class Gateway:
             response = self.assembled(payload, options, key)
         else:
             completion = self.upstream.post_json("/chat/completions", payload, key)
-            response = translated(gemini_response, completion, options)
+            response = gemini_response(completion, options)
         log.fields.update(upstreamStatus=200, modelVersion=response["modelVersion"],
                           usage=response.get("usageMetadata", {}))
         return json_response(response)
@@ -106,7 +104,7 @@ class Gateway:
         streamed = {**payload, "stream": True, "stream_options": {"include_usage": True}}
         limit = self.settings.max_upstream_response_bytes
         return self.upstream.read_stream(
-            streamed, key, lambda stream: merged_response(gemini_chunks(stream, self.stream_translator(options, payload)), limit))
+            streamed, key, lambda stream: merged_response(self.stream_translator(options, payload).chunks(stream), limit))
 
     def stream_translator(self, options, payload):
         return StreamTranslator(options, payload.get("n", 1), self.settings.max_upstream_response_bytes,
@@ -138,7 +136,7 @@ class Gateway:
         vectors = [None] * len(requests)
         for positions, payload in embedding_batches(requests, route.model, model, base_path):
             answer = self.upstream.post_json("/embeddings", payload, key)
-            vectors_of_batch = translated(embedding_vectors, answer, len(positions), payload.get("dimensions"))
+            vectors_of_batch = embedding_vectors(answer, len(positions), payload.get("dimensions"))
             for position, values in zip(positions, vectors_of_batch):
                 vectors[position] = {"values": values}
         return vectors
@@ -146,7 +144,7 @@ class Gateway:
     def models(self, key, translate, *args):
         """The upstream's model list, translated by ``translate`` (the Gemini list, or one model)."""
         upstream_list = self.upstream.get_json("/models", key)
-        return translated(translate, self.settings, upstream_list, *args)
+        return translate(self.settings, upstream_list, *args)
 
     def stream(self, model, key, body, sse, log):
         payload, options = chat_request(body, model, stream=True, thinking_dialect=self.thinking_dialect(model))
@@ -200,30 +198,7 @@ def stream_body(stream, translator, sse, log):
 
     def ended(status, failure):
         log.fields.update(upstreamStatus=200, stream=True, modelVersion=translator.model or translator.options.model,
-                          usage=translator.reported_usage() or {})
+                          usage=translator.usage or {})
         log.write(status, failure)
 
-    return streaming.started(gemini_chunks(stream, translator), sse, stream.close, ended)
-
-
-def gemini_chunks(stream, translator):
-    for chunk in stream:
-        if stream.whole:  # a server that ignored "stream": true answered whole: one chunk with everything
-            yield translated(gemini_response, chunk, translator.options)
-            return
-        yield from translated(translator.translate, chunk)
-    yield from translated(translator.done if stream.done else translator.end_of_stream)
-
-
-# What translating an answer of an unexpected shape raises (a string where an object belongs...).
-_SHAPE_ERRORS = (TypeError, AttributeError, ValueError, KeyError, IndexError, OverflowError, RecursionError)
-
-
-def translated(translate, *args):
-    """``translate(*args)`` on upstream data. An answer of a shape the translation does not expect
-    is the upstream's fault (a 500 that says so), not a crash of ours; the details go to the log."""
-    try:
-        return translate(*args)
-    except _SHAPE_ERRORS:
-        emit({"severity": "WARNING", "message": "untranslatable upstream answer\n" + traceback.format_exc()})
-        raise UpstreamError("The upstream answer has a shape that cannot be translated.") from None
+    return streaming.started(translator.chunks(stream), sse, stream.close, ended)
