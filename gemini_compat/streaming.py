@@ -49,15 +49,19 @@ def started(chunks, sse, close, ended):
     ``close()`` is called once the stream is over, however it ends (the source's upstream);
     ``ended(status, error)`` then, unless the failure was raised here: 200, the error sent as the
     last element, or 499 when the client went away."""
-    body = _body(chunks, SSE if sse else JSONArray, close, ended)
+    body = _body(chunks, _framing(sse), close, ended)
     first = next(body, None)
     return body if first is None else _prepend(first, body)  # None: an SSE stream without chunks, over
 
 
 def response(body, sse):
     """The 200 response that sends ``body`` (from ``started``) as it comes."""
-    return flask.Response(body, 200, content_type=SSE.content_type if sse else JSONArray.content_type,
+    return flask.Response(body, 200, content_type=_framing(sse).content_type,
                           headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _framing(sse):
+    return SSE if sse else JSONArray
 
 
 def _body(chunks, framing, close, ended):
