@@ -5,7 +5,7 @@ import functions_framework
 from werkzeug.exceptions import HTTPException
 
 from gemini_compat.config import Settings
-from gemini_compat.handler import Gateway
+from gemini_compat.gateway import Gateway
 
 gateway = Gateway(Settings.from_env())
 

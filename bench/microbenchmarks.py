@@ -133,9 +133,9 @@ def measure_translation(repeats):
 
 
 def _stream_path_per_chunk(events, options, payload, repeats):
-    """handler.stream_body over a 200-chunk upstream stream (SSE parse, JSON, translate, SSE encode),
+    """gateway.stream_body over a 200-chunk upstream stream (SSE parse, JSON, translate, SSE encode),
     per content chunk. One event per block read, as when tokens arrive one by one."""
-    from gemini_compat.handler import stream_body
+    from gemini_compat.gateway import stream_body
     from gemini_compat.response_translation import StreamTranslator
 
     blocks = [b"data: " + event + b"\n\n" for event in events]

@@ -187,7 +187,7 @@ def _translation_rows(tr):
                   digits=1),
         _measured("  stream: StreamTranslator.translate per text chunk", us("stream_translate_chunk"), "µs",
                   digits=1),
-        _measured("  stream: handler.stream_body per chunk (SSE parse + JSON + translate + encode)",
+        _measured("  stream: gateway.stream_body per chunk (SSE parse + JSON + translate + encode)",
                   us("stream_path_per_chunk"), "µs", digits=1),
         _measured(f"Validation of a {size:.0f} KB Gemini-CLI-like request (23 tools, 11 turns)",
                   us("validate_cli_40k"), "µs", "validate_cli_us", digits=0),

@@ -54,14 +54,24 @@ def embedding_vectors(answer, count, dimensions=None):
     data = answer.get("data") if isinstance(answer, dict) else None
     if not isinstance(data, list) or len(data) != count:
         raise UpstreamError(f"The upstream answered {len(data) if isinstance(data, list) else 'no'} embeddings for {count} inputs.")
-    ordered = sorted(data, key=lambda item: item.get("index", 0) if isinstance(item, dict) else 0)
+    ordered = sorted(data, key=_index)
     vectors = [_values(item.get("embedding") if isinstance(item, dict) else None) for item in ordered]
     return [values[:dimensions] for values in vectors] if dimensions else vectors
 
 
+def _index(item):
+    index = item.get("index", 0) if isinstance(item, dict) else 0
+    if not isinstance(index, int):  # the vectors are put in input order by it
+        raise UpstreamError("The upstream answered an embedding whose index is not an integer.")
+    return index
+
+
 def _values(embedding):
     if isinstance(embedding, str):  # encoding_format=base64: little-endian float32
-        return array.array("f", base64.b64decode(embedding)).tolist()
+        try:
+            return array.array("f", base64.b64decode(embedding)).tolist()
+        except ValueError:  # not base64, or not a whole number of float32 values
+            raise UpstreamError("The upstream answered a base64 embedding that is not float32 values.") from None
     if isinstance(embedding, list) and all(isinstance(v, (int, float)) for v in embedding):
         return embedding
     raise UpstreamError("The upstream answered an embedding that is not a list of numbers.")

@@ -4,6 +4,8 @@ JSON parser on the other side does), compact, one line, UTF-8."""
 import json
 import math
 
+JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+
 
 def loads(raw):
     """Parse JSON text; raises ValueError for NaN, Infinity and numbers too large for a float."""

@@ -7,6 +7,9 @@ import json
 import re
 import sys
 import time
+import traceback
+
+from .errors import GeminiError
 
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
 _CLOUD_TRACE = re.compile(r"^([0-9a-fA-F]{32})(?:/([0-9]{1,20}))?")
@@ -46,6 +49,13 @@ class RequestLog:
             **self.fields,
         }
         emit(record)
+
+
+def internal_error(what):
+    """For an exception of ours (a bug), while it is handled: its traceback logged at ERROR after
+    ``what``, and the error the client gets, which says nothing of it."""
+    emit({"severity": "ERROR", "message": f"{what}\n" + traceback.format_exc()})
+    return GeminiError("An internal error has occurred.")
 
 
 def error_summary(error):

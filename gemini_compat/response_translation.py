@@ -2,6 +2,10 @@
 
 Pure: dicts in, dicts out. ``StreamTranslator`` keeps the little state a stream needs (tool-call
 fragments, finish reasons, usage) and emits each Gemini chunk as soon as its upstream chunk allows.
+
+An answer of a shape that cannot be translated is the upstream's error (``UpstreamError``), raised
+where a field is read, naming the field: ``{"choices": [{"message": "hi"}]}`` -> "The upstream
+answer's choices[].message is not a JSON object." Any other exception raised here is a bug of ours.
 """
 
 import json
@@ -25,7 +29,42 @@ FINISH_REASONS = {
 
 
 def finish_reason(value):
+    """``"length"`` -> ``"MAX_TOKENS"``; a reason Gemini has no name for -> ``"OTHER"``."""
+    if not isinstance(value, str):
+        raise malformed("choices[].finish_reason", "a string")
     return FINISH_REASONS.get(value, "OTHER")
+
+
+# --- the upstream's fields, read as the types they must have -----------------------------------
+
+def malformed(field, kind):
+    """The upstream's error for a ``field`` (a path, ``[]`` for any element) that is not ``kind``."""
+    return UpstreamError(f"The upstream answer's {field} is not {kind}.")
+
+
+def json_object(value, field):
+    """``value`` if it is a JSON object; {} if the upstream left ``field`` out or empty (null, "")."""
+    if isinstance(value, dict):
+        return value
+    if not value:
+        return {}
+    raise malformed(field, "a JSON object")
+
+
+def json_list(value, field):
+    """``value`` if it is a JSON array; else the upstream's error naming ``field``."""
+    if not isinstance(value, list):
+        raise malformed(field, "a list")
+    return value
+
+
+def parsed_json(text, what):
+    """``loads(text)`` for JSON text inside an answer. Nested deeper than the parser goes, it is the
+    upstream's error; text that is not JSON (ValueError) is the caller's to judge."""
+    try:
+        return loads(text)
+    except RecursionError:
+        raise UpstreamError(f"The upstream answer has {what} nested too deeply to parse.") from None
 
 
 # --- pieces shared by whole answers and streams ------------------------------------------------
@@ -36,10 +75,10 @@ def usage_metadata(usage):
         return None
     prompt = _count(usage.get("prompt_tokens"))
     completion = _count(usage.get("completion_tokens"))
-    thoughts = _count((usage.get("completion_tokens_details") or {}).get("reasoning_tokens"))
-    cached = _count((usage.get("prompt_tokens_details") or {}).get("cached_tokens")) or _count(
-        usage.get("prompt_cache_hit_tokens")  # DeepSeek's name for it
-    )
+    thoughts = _count(json_object(usage.get("completion_tokens_details"), "usage.completion_tokens_details")
+                      .get("reasoning_tokens"))
+    cached = _count(json_object(usage.get("prompt_tokens_details"), "usage.prompt_tokens_details")
+                    .get("cached_tokens")) or _count(usage.get("prompt_cache_hit_tokens"))  # DeepSeek's name for it
     # Gemini counts thoughts apart from the candidates; OpenAI includes them in completion_tokens.
     metadata = {
         "promptTokenCount": prompt,
@@ -89,9 +128,9 @@ def parse_arguments(arguments):
     if arguments is None or (isinstance(arguments, str) and not arguments.strip()):
         return {}  # some servers send "" for a call without arguments
     try:
-        value = loads(arguments)
+        value = parsed_json(arguments, "tool call arguments")
         if isinstance(value, str):  # arguments encoded twice
-            value = loads(value)
+            value = parsed_json(value, "tool call arguments")
     except (TypeError, ValueError):
         return None
     return value if isinstance(value, dict) else None
@@ -137,7 +176,7 @@ def finish_with_problems(candidate, problems, length):
 def unwrap_enum(text):
     """The bare value of a text/x.enum answer, which the upstream wrote as {"value": ...}."""
     try:
-        value = loads(text)
+        value = parsed_json(text, "a text/x.enum answer")
     except ValueError:
         return text.strip()
     if isinstance(value, dict) and isinstance(value.get(ENUM_FIELD), str):
@@ -146,20 +185,34 @@ def unwrap_enum(text):
 
 
 def logprobs_result(logprobs):
-    """Gemini logprobsResult and avgLogprobs from an OpenAI choice's logprobs, if any."""
-    tokens = (logprobs or {}).get("content") if isinstance(logprobs, dict) else None
+    """Gemini logprobsResult and avgLogprobs from an OpenAI choice's logprobs, if any:
+    ``{"content": [{"token": "Hi", "logprob": -0.5, "top_logprobs": [...]}]}`` ->
+    ``{"logprobsResult": {"chosenCandidates": [{"token": "Hi", "logProbability": -0.5}],
+    "logProbabilitySum": -0.5, "topCandidates": [{"candidates": [...]}]}, "avgLogprobs": -0.5}``."""
+    tokens = logprobs.get("content") if isinstance(logprobs, dict) else None
     if not tokens:
         return {}
-    chosen = [{"token": t.get("token", ""), "logProbability": t.get("logprob", 0.0)} for t in tokens]
+    field = "choices[].logprobs.content"
+    chosen = [_candidate_logprob(token, field) for token in json_list(tokens, field)]
     total = sum(item["logProbability"] for item in chosen)
     result = {"chosenCandidates": chosen, "logProbabilitySum": total}
     if any(t.get("top_logprobs") for t in tokens):
+        field = "choices[].logprobs.content[].top_logprobs"
         result["topCandidates"] = [
-            {"candidates": [{"token": c.get("token", ""), "logProbability": c.get("logprob", 0.0)}
-                            for c in t.get("top_logprobs") or []]}
+            {"candidates": [_candidate_logprob(c, field) for c in json_list(t.get("top_logprobs") or [], field)]}
             for t in tokens
         ]
     return {"logprobsResult": result, "avgLogprobs": total / len(chosen)}
+
+
+def _candidate_logprob(token, field):
+    """``{"token": "Hi", "logprob": -0.5}`` -> ``{"token": "Hi", "logProbability": -0.5}``."""
+    if not isinstance(token, dict):
+        raise malformed(field + "[]", "a JSON object")
+    logprob = token.get("logprob", 0.0)
+    if not isinstance(logprob, (int, float)):
+        raise malformed(field + "[].logprob", "a number")
+    return {"token": token.get("token", ""), "logProbability": logprob}
 
 
 # --- whole answers -----------------------------------------------------------------------------
@@ -211,7 +264,7 @@ def tool_calls(message):
 
 
 def _candidate(choice, position, options):
-    message = choice.get("message") or {}
+    message = json_object(choice.get("message"), "choices[].message")
     field = reasoning_text(message)
     tagged, text = split_think_tags(content_text(message.get("content")), lone_closing=not field)
     thoughts = field or tagged  # both (llama.cpp deepseek-legacy): the field, once
@@ -223,7 +276,7 @@ def _candidate(choice, position, options):
     # The reasoning rides on the first call returned, so that it comes back with the turn.
     signature = encode_signature(thoughts) if calls else None
     for number, call in enumerate(calls):
-        function = call.get("function") or {}
+        function = json_object(call.get("function"), "choices[].message.tool_calls[].function")
         part, problem = function_call_part(call.get("id"), function.get("name"), function.get("arguments"), signature)
         if part:
             parts.append(part)
@@ -359,8 +412,12 @@ class _Choice:
     def add_fragment(self, fragment):
         """Accumulate one tool-call delta. Keyed on id, falling back to index; a fragment with
         neither continues the last call; a named fragment at a finished index starts a new one."""
-        function = fragment.get("function") or {}
+        function = json_object(fragment.get("function"), "choices[].delta.tool_calls[].function")
         call_id, index, name = fragment.get("id"), fragment.get("index"), function.get("name")
+        if isinstance(call_id, (dict, list)):  # the calls are looked up by id and index
+            raise malformed("choices[].delta.tool_calls[].id", "a string")
+        if isinstance(index, (dict, list)):
+            raise malformed("choices[].delta.tool_calls[].index", "an integer")
         call = None
         if call_id:
             call = self.by_id.get(call_id)
@@ -421,7 +478,8 @@ class StreamTranslator:
         self.limit = limit  # MAX_UPSTREAM_RESPONSE_BYTES: of one tool call's arguments, of a text/x.enum answer
         self.expected = candidate_count
         self.choices = {}
-        self.usage = None
+        self.usage = None  # usageMetadata of the upstream's last usage report
+        self.usage_reported = False  # with every candidate finished, the answer is complete
         self.model = None
         self.response_id = None
         self.finished = False
@@ -434,9 +492,9 @@ class StreamTranslator:
         if self.response_id is None and chunk.get("id"):
             self.response_id = str(chunk["id"])
         if chunk.get("usage"):
-            self.usage = chunk["usage"]
+            self._report_usage(chunk["usage"])
         out = []
-        for choice in chunk.get("choices") or ():
+        for choice in json_list(chunk.get("choices") or [], "choices"):
             if isinstance(choice, dict):
                 parts = self._choice_parts(choice)
                 if parts:
@@ -444,18 +502,25 @@ class StreamTranslator:
                     candidate.update(logprobs_result(choice.get("logprobs")))
                     out.append(self._chunk([candidate]))
         finished = [state for state in self.choices.values() if state.finish]
-        if len(finished) >= self.expected and self.usage is not None:
+        if len(finished) >= self.expected and self.usage_reported:
             out.append(self._final_chunk())
         return out
 
+    def _report_usage(self, usage):
+        # Translated as it arrives: a malformed one is the upstream's error at its chunk, not a failure
+        # of the log line written at the stream's end.
+        self.usage, self.usage_reported = usage_metadata(usage), True
+
     def _choice_parts(self, choice):
         index = choice.get("index") or 0
+        if not isinstance(index, int):  # the candidates are keyed and ordered on it
+            raise malformed("choices[].index", "an integer")
         state = self.choices.get(index) or self.choices.setdefault(index, _Choice(self.limit, self.preopened_think))
         if state.finish:  # duplicate finish chunks, late deltas: already answered
             return []
         if choice.get("usage"):  # Moonshot puts usage inside the choice
-            self.usage = choice["usage"]
-        delta = choice.get("delta") or choice.get("message") or {}
+            self._report_usage(choice["usage"])
+        delta = json_object(choice.get("delta") or choice.get("message"), "choices[].delta")
         thoughts, text = state.split_content(delta, ended=bool(choice.get("finish_reason")))
         if text and self.options.enum_answer:
             state.enum_text.append(text)  # a few tokens; sent whole once the answer is complete
@@ -477,8 +542,19 @@ class StreamTranslator:
         parts.extend(state.ready_calls(close_all=bool(reason)))
         return parts
 
-    def reported_usage(self):
-        return usage_metadata(self.usage)
+    def chunks(self, stream):
+        """The Gemini chunks of an upstream stream (``upstream.EventStream``): its parsed chunks, then
+        the end (``done``: it sent [DONE]); one whole completion instead when it set ``whole``.
+        ``{"choices": [{"delta": {"content": "Hi"}}]}``, ``{"choices": [{"delta": {}, "finish_reason":
+        "stop"}]}``, [DONE] -> ``{"candidates": [{"content": {"parts": [{"text": "Hi"}], ...}}]}``, then
+        the last chunk, ``{"candidates": [{"content": {"parts": [{"text": ""}], ...}, "finishReason": "STOP",
+        ...}]}``."""
+        for chunk in stream:
+            if stream.whole:  # a server that ignored "stream": true answered whole: one chunk with everything
+                yield gemini_response(chunk, self.options)
+                return
+            yield from self.translate(chunk)
+        yield from self.done() if stream.done else self.end_of_stream()
 
     def done(self):
         """The upstream sent [DONE]: choices still open ended cleanly."""
@@ -513,7 +589,7 @@ class StreamTranslator:
             candidate = {"content": {"parts": parts, "role": "model"}, "finishReason": state.finish, "index": index}
             finish_with_problems(candidate, state.problems, state.length)
             candidates.append(candidate)
-        return self._chunk(candidates, usage_metadata(self.usage))
+        return self._chunk(candidates, self.usage)
 
     def _chunk(self, candidates, usage=None):
         chunk = {"candidates": candidates}

@@ -1,4 +1,4 @@
-"""Server-sent events: reading the upstream's, writing the client's.
+"""The upstream's server-sent events, read (``streaming`` writes the client's).
 
 Reading follows the SSE rules tolerant clients use (openai-python's decoder): lines end in CR, LF or
 CRLF; a blank line ends an event; ``:`` lines are comments; several ``data:`` lines join with LF.
@@ -7,7 +7,6 @@ line with no field name, both read as data.
 """
 
 from .errors import UpstreamTooLarge
-from .json_wire import dumps
 
 
 def read_events(blocks, limit):
@@ -77,7 +76,3 @@ def _field(line):
         return b"", b""
     return name, value[1:] if value.startswith(b" ") else value
 
-
-def sse_event(value):
-    """One Gemini SSE event: exactly ``data: <json>`` and a blank line (Google's CRLF framing)."""
-    return b"data: " + dumps(value) + b"\r\n\r\n"

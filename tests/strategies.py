@@ -29,16 +29,23 @@ json_values = st.recursive(
 )
 
 
-def _locations(value, path=()):
+def locations(value, path=()):
     """Every (container path, key) in a JSON document."""
     if isinstance(value, dict):
         for key, child in value.items():
             yield path, key
-            yield from _locations(child, path + (key,))
+            yield from locations(child, path + (key,))
     elif isinstance(value, list):
         for index, child in enumerate(value):
             yield path, index
-            yield from _locations(child, path + (index,))
+            yield from locations(child, path + (index,))
+
+
+def container_at(value, path):
+    """The container at ``path`` (keys and indexes) in a JSON document."""
+    for step in path:
+        value = value[step]
+    return value
 
 
 @st.composite
@@ -46,11 +53,8 @@ def mutated_bodies(draw):
     """The valid request with a few random edits: replace, delete, add a key, rename to snake_case."""
     body = copy.deepcopy(VALID)
     for _ in range(draw(st.integers(1, 3))):
-        locations = list(_locations(body))
-        path, key = draw(st.sampled_from(locations))
-        container = body
-        for step in path:
-            container = container[step]
+        path, key = draw(st.sampled_from(list(locations(body))))
+        container = container_at(body, path)
         action = draw(st.sampled_from(["replace", "delete", "add", "snake"]))
         if action == "replace":
             container[key] = draw(json_values)

@@ -1,6 +1,8 @@
 """OpenAI answers -> Gemini responses, whole and streamed: pure, table-driven."""
 
+import copy
 import json
+import re
 import time
 
 import pytest
@@ -11,6 +13,7 @@ from gemini_compat.request_translation import ResponseOptions
 from gemini_compat.response_translation import (StreamTranslator, gemini_response, merged_response, parse_arguments,
                                                  usage_metadata)
 from gemini_compat.thought_signature import decode as decode_signature
+from strategies import container_at, locations
 
 OPTIONS = ResponseOptions(model="requested-model")
 THOUGHTFUL = ResponseOptions(model="m", include_thoughts=True)
@@ -204,6 +207,113 @@ def test_no_choices_is_a_blocked_prompt():
 def test_answers_that_are_not_completions(answer):
     with pytest.raises(UpstreamError):
         gemini_response(answer, OPTIONS)
+
+
+def _choice(**fields):
+    """An answer whose choice has ``fields`` (of a shape the translation cannot read)."""
+    answer = completion()
+    answer["choices"][0].update(fields)
+    return answer
+
+
+DEEP = "[" * 100_000 + "]" * 100_000
+TOKEN = {"token": "a", "logprob": -0.5}
+# Fields the translation reads, each of a type it cannot read: the upstream's error, naming the field.
+MALFORMED_ANSWERS = {
+    "choices[].message": (_choice(message="hi"), "choices[].message is not a JSON object"),
+    "choices[].finish_reason": (_choice(finish_reason=["stop"]), "choices[].finish_reason is not a string"),
+    "tool call function": (completion(tool_calls=[{"id": "c", "function": "f"}]),
+                           "choices[].message.tool_calls[].function is not a JSON object"),
+    "tool call arguments too deep": (completion(tool_calls=[tool_call("f", DEEP)]),
+                                     "has tool call arguments nested too deeply to parse"),
+    "usage details": (completion(usage_={"completion_tokens_details": [1]}),
+                      "usage.completion_tokens_details is not a JSON object"),
+    "usage prompt details": (completion(usage_={"prompt_tokens_details": "x"}), "usage.prompt_tokens_details is not a JSON object"),
+    "logprobs content": (_choice(logprobs={"content": "abc"}), "choices[].logprobs.content is not a list"),
+    "logprobs token": (_choice(logprobs={"content": [None]}), "choices[].logprobs.content[] is not a JSON object"),
+    "logprob": (_choice(logprobs={"content": [{"token": "a", "logprob": "-1"}]}),
+                "choices[].logprobs.content[].logprob is not a number"),
+    "top logprobs": (_choice(logprobs={"content": [{**TOKEN, "top_logprobs": {"a": 1}}]}),
+                     "choices[].logprobs.content[].top_logprobs is not a list"),
+    "top logprob": (_choice(logprobs={"content": [{**TOKEN, "top_logprobs": [{"logprob": None}]}]}),
+                    "choices[].logprobs.content[].top_logprobs[].logprob is not a number"),
+}
+MALFORMED_CHUNKS = {
+    "choices": ({**chunk({"content": "a"}), "choices": 5}, "choices is not a list"),
+    "choices[].index": (chunk({"content": "a"}, index="0"), "choices[].index is not an integer"),
+    "choices[].delta": (chunk("oops"), "choices[].delta is not a JSON object"),
+    "tool call function": (chunk({"tool_calls": [{"index": 0, "function": "f"}]}),
+                           "choices[].delta.tool_calls[].function is not a JSON object"),
+    "tool call id": (chunk({"tool_calls": [{"id": ["c"], "function": {"name": "f"}}]}),
+                     "choices[].delta.tool_calls[].id is not a string"),
+    "tool call index": (chunk({"tool_calls": [{"index": {"i": 0}, "function": {"name": "f"}}]}),
+                        "choices[].delta.tool_calls[].index is not an integer"),
+    "usage": (chunk({"content": "a"}, usage_={"prompt_tokens_details": [1]}), "usage.prompt_tokens_details is not a JSON object"),
+    "finish_reason": (chunk({}, finish=1), "choices[].finish_reason is not a string"),
+}
+
+
+@pytest.mark.parametrize("name", list(MALFORMED_ANSWERS))
+def test_a_malformed_answer_is_the_upstream_s_error_naming_the_field(name):
+    answer, message = MALFORMED_ANSWERS[name]
+    with pytest.raises(UpstreamError, match=re.escape(message)):
+        gemini_response(answer, OPTIONS)
+
+
+@pytest.mark.parametrize("name", list(MALFORMED_CHUNKS))
+def test_a_malformed_stream_chunk_is_the_upstream_s_error_naming_the_field(name):
+    odd, message = MALFORMED_CHUNKS[name]
+    with pytest.raises(UpstreamError, match=re.escape(message)):
+        run([chunk({"content": "a"}), odd, chunk({}, finish="stop")])
+
+
+def test_an_enum_answer_nested_too_deeply_is_the_upstream_s_error():
+    with pytest.raises(UpstreamError, match="a text/x.enum answer nested too deeply"):
+        gemini_response(completion(DEEP), ResponseOptions(model="m", enum_answer=True))
+
+
+# Every field of an answer that the translation reads.
+FULL_COMPLETION = completion(tool_calls=[tool_call("f", {"a": 1}, index=0)], reasoning_content="r",
+                             usage_=usage(3, 4, reasoning=1, cached=1))
+FULL_COMPLETION["choices"][0]["logprobs"] = {"content": [{**TOKEN, "top_logprobs": [TOKEN]}]}
+# Every field a chunk can have that the translation reads.
+FULL_CHUNK = copy.deepcopy(chunk(FULL_COMPLETION["choices"][0]["message"], finish="stop", usage_=FULL_COMPLETION["usage"]))
+FULL_CHUNK["choices"][0].update(copy.deepcopy({"logprobs": FULL_COMPLETION["choices"][0]["logprobs"],
+                                               "usage": FULL_COMPLETION["usage"]}))  # Moonshot's place for it
+
+
+ODD_VALUES = [None, "", "x", 0, 5, 1.5, True, [], [1], {}, {"a": 1}]
+
+
+def _every_odd_field(value):
+    """``value`` with one field (at any depth) replaced by one of ODD_VALUES, for every field and value."""
+    for path, key in list(locations(value)):
+        for odd in ODD_VALUES:
+            changed = copy.deepcopy(value)
+            container_at(changed, path)[key] = odd
+            yield f"{[*path, key]} = {odd!r}", changed
+
+
+def _crash(translate):
+    """What ``translate()`` raised, unless it was the upstream's error."""
+    try:
+        translate()
+    except UpstreamError:
+        pass
+    except Exception as error:  # noqa: BLE001 - named in the failure
+        return repr(error)
+    return None
+
+
+@pytest.mark.parametrize("options", [OPTIONS, ResponseOptions(model="m", include_thoughts=True, enum_answer=True)],
+                         ids=["plain", "thoughts-enum"])
+def test_any_field_of_any_type_translates_or_is_the_upstream_s_error(options):
+    # Anything else raised would be a 500 that blames us (and logs a traceback) for the upstream's answer.
+    crashes = [f"answer {name}: {crash}" for name, answer in _every_odd_field(FULL_COMPLETION)
+               if (crash := _crash(lambda: gemini_response(answer, options)))]
+    crashes += [f"chunk {name}, done={done}: {crash}" for name, odd in _every_odd_field(FULL_CHUNK) for done in (True, False)
+                if (crash := _crash(lambda: run([chunk({"content": "a"}), odd, chunk({}, finish="stop")], options, done)))]
+    assert not crashes, "\n".join(crashes)
 
 
 # --- streams -----------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from google.genai import errors, types
 
 from fake_upstream import Json, completion, usage
 from gemini_compat.embeddings import embedding_vectors
+from gemini_compat.errors import UpstreamError
 from gemini_compat.models import gemini_model
 from helpers import KEY, error_of
 
@@ -204,6 +205,16 @@ def _embeddings_answer(*vectors):
 def test_embedding_vectors_are_cut_to_the_asked_dimensions(dimensions, expected):
     answer = _embeddings_answer([0.5, 0.25, 0.125, 0.0625], [1.0, 2.0, 3.0])
     assert embedding_vectors(answer, 2, dimensions) == expected
+
+
+@pytest.mark.parametrize("data,message", [
+    ([{"index": "1", "embedding": [1.0]}, {"index": 0, "embedding": [2.0]}], "whose index is not an integer"),
+    ([{"index": 0, "embedding": "not base64!"}, {"index": 1, "embedding": [2.0]}], "base64 embedding that is not float32"),
+    ([{"index": 0, "embedding": "AAAA"}, {"index": 1, "embedding": "AAAAAA=="}], "base64 embedding that is not float32"),
+])
+def test_a_malformed_embeddings_answer_is_the_upstream_s_error(data, message):
+    with pytest.raises(UpstreamError, match=message):
+        embedding_vectors({"data": data}, 2)
 
 
 def test_an_upstream_that_ignores_dimensions_is_truncated(function, upstream):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from gemini_compat.sse import read_events, sse_event
+from gemini_compat.sse import read_events
 
 
 LIMIT = 1024 * 1024
@@ -50,6 +50,3 @@ def test_an_event_is_yielded_before_the_next_block_is_read():
     reader = read_events(blocks(), LIMIT)
     assert next(reader) == ("message", b"1")
 
-
-def test_our_own_framing_is_one_line_and_crlf():
-    assert sse_event({"text": "a\nb", "é": 1}) == 'data: {"text":"a\\nb","é":1}\r\n\r\n'.encode()

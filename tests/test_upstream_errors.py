@@ -4,14 +4,19 @@ and the code Google would answer for the upstream's (google.rpc.Code's HTTP mapp
 and 200 answers that are not answers (500 INTERNAL, as Google reports an unusable backend)."""
 
 import json
+import pathlib
 import socket
 import threading
 
+import functions_framework
 import pytest
 import requests
 
 from fake_upstream import Disconnect, Json, Pause, Raw, Stream, chunk, completion
+from gemini_compat import gateway, response_translation
 from helpers import KEY, error_of, hello
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
 
 GENERATE = "/v1beta/models/qwen-turbo:generateContent"
 STREAM_SSE = "/v1beta/models/qwen-turbo:streamGenerateContent?alt=sse"
@@ -397,32 +402,85 @@ def test_200_json_that_is_not_a_completion_is_500(no_retry, upstream, method, bo
 # --- answers of a shape the translation does not expect: the upstream's fault, a 500 that says so --
 
 ODD_ANSWERS = [
-    {"id": "x", "choices": [{"index": 0, "message": "just a string", "finish_reason": "stop"}]},
-    {"id": "x", "choices": [{"index": 0, "message": {"content": "a", "tool_calls": [{"function": "f"}]}}]},
-    {"id": "x", "choices": [{"index": 0, "message": {"content": "a"}}], "usage": {"completion_tokens_details": [1]}},
-    {"id": "x", "choices": [{"index": 0, "message": {"content": "a"}, "logprobs": {"content": [{"logprob": None}]}}]},
+    ({"id": "x", "choices": [{"index": 0, "message": "just a string", "finish_reason": "stop"}]},
+     "The upstream answer's choices[].message is not a JSON object."),
+    ({"id": "x", "choices": [{"index": 0, "message": {"content": "a", "tool_calls": [{"function": "f"}]}}]},
+     "The upstream answer's choices[].message.tool_calls[].function is not a JSON object."),
+    ({"id": "x", "choices": [{"index": 0, "message": {"content": "a"}}], "usage": {"completion_tokens_details": [1]}},
+     "The upstream answer's usage.completion_tokens_details is not a JSON object."),
+    ({"id": "x", "choices": [{"index": 0, "message": {"content": "a"}, "logprobs": {"content": [{"logprob": None}]}}]},
+     "The upstream answer's choices[].logprobs.content[].logprob is not a number."),
 ]
 
 
-@pytest.mark.parametrize("answer", ODD_ANSWERS)
-def test_an_answer_of_an_odd_shape_is_a_500_that_blames_the_upstream_not_a_crash(no_retry, upstream, answer):
+@pytest.mark.parametrize("answer,message", ODD_ANSWERS)
+def test_an_answer_of_an_odd_shape_is_a_500_that_blames_the_upstream_not_a_crash(no_retry, upstream, answer, message):
     upstream.reply(Json(answer))
     response = post(no_retry, GENERATE)
     error = assert_clean(response)
-    assert (response.status_code, error["status"]) == (500, "INTERNAL")
-    assert error["message"] == "The upstream answer has a shape that cannot be translated."
+    assert (response.status_code, error["status"], error["message"]) == (500, "INTERNAL", message)
 
 
-@pytest.mark.parametrize("odd", [{"choices": [{"index": 0, "delta": "oops"}]},
-                                 {"choices": [{"index": {"a": 1}, "delta": {"content": "x"}}]},
-                                 {"choices": [{"index": 0, "delta": {"tool_calls": [{"function": "f"}]}}]}])
-def test_an_odd_chunk_after_output_ends_the_stream_with_an_error_event(no_retry, upstream, odd):
+@pytest.mark.parametrize("odd,message", [
+    ({"choices": [{"index": 0, "delta": "oops"}]}, "The upstream answer's choices[].delta is not a JSON object."),
+    ({"choices": [{"index": {"a": 1}, "delta": {"content": "x"}}]}, "The upstream answer's choices[].index is not an integer."),
+    ({"choices": [{"index": 0, "delta": {"tool_calls": [{"function": "f"}]}}]},
+     "The upstream answer's choices[].delta.tool_calls[].function is not a JSON object.")])
+def test_an_odd_chunk_after_output_ends_the_stream_with_an_error_event(no_retry, upstream, odd, message):
     upstream.reply(Stream([chunk({"content": "a"}), odd, chunk({}, finish="stop"), "[DONE]"]))
     response = post(no_retry, STREAM_SSE)
     events = [json.loads(e[len("data: "):]) for e in response.text.split("\r\n\r\n") if e]
     assert events[0]["candidates"][0]["content"]["parts"] == [{"text": "a"}]
-    assert list(events[-1]) == ["error"] and events[-1]["error"]["code"] == 500
-    assert events[-1]["error"]["status"] == "INTERNAL"
+    assert list(events[-1]) == ["error"] and events[-1]["error"] == {"code": 500, "message": message,
+                                                                      "status": "INTERNAL"}
+
+
+# --- a bug of ours is our 500, logged with its traceback; the upstream's odd answer stays its error -----
+
+@pytest.fixture
+def in_process(upstream, monkeypatch, capsys):
+    """The function as functions-framework serves it, in this process (a test client, no socket),
+    over the loopback upstream; ``logs()`` gives the JSON lines it has written since the last call."""
+    monkeypatch.setenv("UPSTREAM_BASE_URL", upstream.base_url)
+    monkeypatch.setenv("UPSTREAM_RETRIES", "0")
+    for name in ("UPSTREAM_API_KEY", "ACCESS_KEYS"):
+        monkeypatch.delenv(name, raising=False)
+    client = functions_framework.create_app(target="gemini", source=str(REPO / "main.py")).test_client()
+
+    def logs():
+        return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+
+    client.logs = logs
+    return client
+
+
+@pytest.mark.parametrize("path", [GENERATE, STREAM_SSE, STREAM_JSON], ids=["generate", "stream-sse", "stream-json"])
+def test_a_bug_of_ours_in_translation_is_our_500_logged_at_error_with_its_traceback(in_process, monkeypatch, path):
+    def broken(*args, **kwargs):
+        raise KeyError("a bug of ours")
+
+    monkeypatch.setattr(response_translation.StreamTranslator, "translate", broken)
+    monkeypatch.setattr(gateway, "gemini_response", broken)
+    response = in_process.post(path, json=hello(), headers={"x-goog-api-key": KEY})
+    assert (response.status_code, response.json["error"]) == (500, {
+        "code": 500, "message": "An internal error has occurred.", "status": "INTERNAL"})
+    logged = in_process.logs()
+    errors = [record for record in logged if record["severity"] == "ERROR" and "httpRequest" not in record]
+    assert len(errors) == 1 and errors[0]["message"].startswith("unexpected error\nTraceback")
+    assert "KeyError: 'a bug of ours'" in errors[0]["message"]
+    assert [record["httpRequest"]["status"] for record in logged if "httpRequest" in record] == [500]
+
+
+@pytest.mark.parametrize("path", [GENERATE, STREAM_SSE], ids=["generate", "stream"])
+def test_an_odd_upstream_answer_in_process_is_the_upstream_s_error_and_no_traceback(in_process, upstream, path):
+    answer, message = ODD_ANSWERS[0]
+    upstream.reply(Json(answer) if path == GENERATE else Stream([{**answer, "choices": [{"index": 0, "delta": "x"}]}]))
+    response = in_process.post(path, json=hello(), headers={"x-goog-api-key": KEY})
+    expected = message if path == GENERATE else "The upstream answer's choices[].delta is not a JSON object."
+    assert (response.status_code, response.json["error"]["message"]) == (500, expected)
+    logged = in_process.logs()
+    assert [record["httpRequest"]["status"] for record in logged if "httpRequest" in record] == [500]
+    assert not any("Traceback" in record["message"] for record in logged), logged
 
 
 @pytest.mark.parametrize("raw", [b'{"choices": [{"message": {"content": "a"}}], "usage": {"prompt_tokens": 1e400}}',

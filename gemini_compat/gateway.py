@@ -1,21 +1,17 @@
 """The HTTP edge: a Flask request in, a Flask response out. Everything else is called from here."""
 
-import traceback
-
 import flask
 
-from . import auth, models, request_body, routing, thinking
+from . import auth, models, request_body, routing, streaming, thinking
 from .errors import GeminiError, InvalidArgument, PermissionDenied, UpstreamError
-from .logs import RequestLog, emit
+from .logs import RequestLog, internal_error
 from .embeddings import embedding_batches, embedding_vectors
 from .request_translation import chat_request
 from .response_translation import StreamTranslator, gemini_response, merged_response
-from .json_wire import dumps
-from .sse import sse_event
+from .json_wire import JSON_CONTENT_TYPE, dumps
 from .upstream import Upstream
 from .validation import BATCH_EMBED_CONTENTS, COUNT_TOKENS, EMBED_CONTENT, GENERATE_CONTENT
 
-JSON = "application/json; charset=utf-8"
 CORS_ALLOWED_HEADERS = "authorization, content-type, x-goog-api-key, x-goog-api-client, x-server-timeout"
 
 
@@ -87,11 +83,10 @@ class Gateway:
             if error.from_upstream:
                 log.fields["upstreamStatus"] = error.code
             return error_response(error)
-        except RecursionError:  # validating the client's body (upstream answers are caught in ``translated``)
+        except RecursionError:  # validating or translating the client's body (the upstream's is checked where parsed)
             return error_response(InvalidArgument("Invalid JSON payload received. The body is nested too deeply."))
         except Exception:  # a bug of ours: still a Gemini error, never an HTML page or a traceback
-            emit({"severity": "ERROR", "message": "unexpected error\n" + traceback.format_exc()})
-            return error_response(GeminiError("An internal error has occurred."))
+            return error_response(internal_error("unexpected error"))
 
     def generate(self, model, key, body, log):
         dialect = self.thinking_dialect(model)
@@ -101,7 +96,7 @@ class Gateway:
             response = self.assembled(payload, options, key)
         else:
             completion = self.upstream.post_json("/chat/completions", payload, key)
-            response = translated(gemini_response, completion, options)
+            response = gemini_response(completion, options)
         log.fields.update(upstreamStatus=200, modelVersion=response["modelVersion"],
                           usage=response.get("usageMetadata", {}))
         return json_response(response)
@@ -111,7 +106,7 @@ class Gateway:
         streamed = {**payload, "stream": True, "stream_options": {"include_usage": True}}
         limit = self.settings.max_upstream_response_bytes
         return self.upstream.read_stream(
-            streamed, key, lambda stream: merged_response(gemini_chunks(stream, self.stream_translator(options, payload)), limit))
+            streamed, key, lambda stream: merged_response(self.stream_translator(options, payload).chunks(stream), limit))
 
     def stream_translator(self, options, payload):
         return StreamTranslator(options, payload.get("n", 1), self.settings.max_upstream_response_bytes,
@@ -143,7 +138,7 @@ class Gateway:
         vectors = [None] * len(requests)
         for positions, payload in embedding_batches(requests, route.model, model, base_path):
             answer = self.upstream.post_json("/embeddings", payload, key)
-            vectors_of_batch = translated(embedding_vectors, answer, len(positions), payload.get("dimensions"))
+            vectors_of_batch = embedding_vectors(answer, len(positions), payload.get("dimensions"))
             for position, values in zip(positions, vectors_of_batch):
                 vectors[position] = {"values": values}
         return vectors
@@ -151,31 +146,25 @@ class Gateway:
     def models(self, key, translate, *args):
         """The upstream's model list, translated by ``translate`` (the Gemini list, or one model)."""
         upstream_list = self.upstream.get_json("/models", key)
-        return translated(translate, self.settings, upstream_list, *args)
+        return translate(self.settings, upstream_list, *args)
 
     def stream(self, model, key, body, sse, log):
         payload, options = chat_request(body, model, stream=True, thinking_dialect=self.thinking_dialect(model))
         body.clear()  # as in generate
 
-        def start():
-            # Run up to the first chunk now, so that a failure before any output is a real HTTP
-            # error, and worth a retry.
+        def start():  # retried until the stream's first bytes: nothing has reached the client before them
             translator = self.stream_translator(options, payload)
-            chunks = stream_body(self.upstream.open_stream(payload, key), translator, sse, log)
-            return next(chunks), chunks
+            return stream_body(self.upstream.open_stream(payload, key), translator, sse, log)
 
-        first, chunks = self.upstream.with_retries(start)
-        return flask.Response(_prepend(first, chunks), 200,
-                              content_type="text/event-stream" if sse else JSON,
-                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return streaming.response(self.upstream.with_retries(start), sse)
 
 
 def json_response(value):
-    return flask.Response(dumps(value), 200, content_type=JSON)
+    return flask.Response(dumps(value), 200, content_type=JSON_CONTENT_TYPE)
 
 
 def error_response(error):
-    response = flask.Response(dumps(error.body()), error.code, headers=error.headers, content_type=JSON)
+    response = flask.Response(dumps(error.body()), error.code, headers=error.headers, content_type=JSON_CONTENT_TYPE)
     response.error = error
     return response
 
@@ -206,66 +195,12 @@ def _add_cors_headers(response, request, origins):
 
 
 def stream_body(stream, translator, sse, log):
-    """The client's byte stream: SSE events, or a JSON array written element by element.
+    """The client's bytes for an upstream ``EventStream``, run up to the first (``streaming.started``):
+    its chunks translated, framed, and the request logged at the stream's end."""
 
-    A failure after output has begun is sent as a last ``{"error": ...}`` element; before that it
-    is raised, for the caller to answer with an HTTP error. The upstream stream is always closed,
-    also when the client goes away (the server then closes this generator)."""
-    started = False
-    status, failure = 200, None
-    try:
-        for chunk in gemini_chunks(stream, translator):
-            data = sse_event(chunk) if sse else (b",\r\n" if started else b"[") + dumps(chunk)
-            started = True
-            yield data
-        if not sse:
-            yield b"]"
-    except GeneratorExit:
-        status = 499  # the client went away
-        raise
-    except Exception as error:  # noqa: BLE001 - after the first byte, every failure becomes an error event
-        if not started:
-            raise
-        if not isinstance(error, GeminiError):
-            emit({"severity": "ERROR", "message": "unexpected error in a stream\n" + traceback.format_exc()})
-            error = GeminiError("An internal error has occurred.")
-        status, failure = error.code, error
-        yield sse_event(error.body()) if sse else b",\r\n" + dumps(error.body()) + b"]"
-    finally:
-        stream.close()
-        if started:
-            log.fields.update(upstreamStatus=200, stream=True, modelVersion=translator.model or translator.options.model,
-                              usage=translator.reported_usage() or {})
-            log.write(status, failure)
+    def ended(status, failure):
+        log.fields.update(upstreamStatus=200, stream=True, modelVersion=translator.model or translator.options.model,
+                          usage=translator.usage or {})
+        log.write(status, failure)
 
-
-def gemini_chunks(stream, translator):
-    for chunk in stream:
-        if stream.whole:  # a server that ignored "stream": true answered whole: one chunk with everything
-            yield translated(gemini_response, chunk, translator.options)
-            return
-        yield from translated(translator.translate, chunk)
-    yield from translated(translator.done if stream.done else translator.end_of_stream)
-
-
-def _prepend(first, rest):
-    # A generator, not itertools.chain: closing it must close ``rest`` (and so the upstream).
-    try:
-        yield first
-        yield from rest
-    finally:
-        rest.close()
-
-
-# What translating an answer of an unexpected shape raises (a string where an object belongs...).
-_SHAPE_ERRORS = (TypeError, AttributeError, ValueError, KeyError, IndexError, OverflowError, RecursionError)
-
-
-def translated(translate, *args):
-    """``translate(*args)`` on upstream data. An answer of a shape the translation does not expect
-    is the upstream's fault (a 500 that says so), not a crash of ours; the details go to the log."""
-    try:
-        return translate(*args)
-    except _SHAPE_ERRORS:
-        emit({"severity": "WARNING", "message": "untranslatable upstream answer\n" + traceback.format_exc()})
-        raise UpstreamError("The upstream answer has a shape that cannot be translated.") from None
+    return streaming.started(translator.chunks(stream), sse, stream.close, ended)
