@@ -6,7 +6,7 @@ from . import auth, models, request_body, routing, streaming, thinking
 from .errors import GeminiError, InvalidArgument, PermissionDenied, UpstreamError
 from .logs import RequestLog, internal_error
 from .embeddings import embedding_batches, embedding_vectors
-from .request_translation import chat_request
+from .request_translation import chat_request, count_tokens_request
 from .response_translation import StreamTranslator, gemini_response, merged_response
 from .json_wire import JSON_CONTENT_TYPE, dumps
 from .upstream import Upstream
@@ -116,17 +116,8 @@ class Gateway:
         return thinking.dialect_for(model, self.settings.thinking_rules, self.settings.upstream_thinking)
 
     def count_tokens(self, model, key, body):
-        """Counted by the upstream itself: the request as a one-token generation, whose usage says
-        how many prompt tokens it had. Exact for the model, at the price of one output token."""
-        request = body.get("generateContentRequest") or {"contents": body["contents"]}
-        # A one-token count need not think (and DashScope refuses a non-streamed call that does).
-        config = {**request.get("generationConfig", {}), "thinkingConfig": {"thinkingBudget": 0}}
-        request = {**request, "generationConfig": config}
-        payload, _ = chat_request(request, model, stream=False, partial_history=True,
-                                  thinking_dialect=self.thinking_dialect(model))
-        for name in ("n", "logprobs", "top_logprobs", "service_tier"):  # a priority tier would bill the count
-            payload.pop(name, None)
-        payload["max_tokens"] = 1
+        """Counted by the upstream itself (see ``count_tokens_request``)."""
+        payload = count_tokens_request(body, model, self.thinking_dialect(model))
         completion = self.upstream.post_json("/chat/completions", payload, key)
         usage = completion.get("usage") if isinstance(completion, dict) else None
         prompt_tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None

@@ -5,7 +5,6 @@ names the field, never dropped silently (except the fields documented as accepte
 """
 
 import binascii
-import dataclasses
 import json
 import mimetypes
 from collections import deque
@@ -13,6 +12,7 @@ from collections import deque
 from .errors import InvalidArgument, field_path
 from .json_schema import from_gemini_schema, standard_json_schema
 from .proto_json import padded_base64
+from .response_options import ENUM_FIELD, ResponseOptions
 from .thinking import thinking_parameters
 from .thought_signature import MAX_REASONING_BYTES
 from .thought_signature import decode as decode_signature
@@ -76,20 +76,6 @@ ACCEPTED_AND_IGNORED = {
     "EmbedContentRequest.title": "no document titles upstream",
 }
 
-# text/x.enum answers are constrained through a one-field object (most servers need an object root)
-# and unwrapped on the way back.
-ENUM_FIELD = "value"
-
-
-@dataclasses.dataclass(frozen=True)
-class ResponseOptions:
-    """What the response translation needs to know about the request."""
-
-    model: str
-    include_thoughts: bool = False
-    enum_answer: bool = False
-
-
 def chat_request(body, model, stream, partial_history=False, thinking_dialect="none"):
     """The OpenAI request for a Gemini request, and the options its answer is translated with.
 
@@ -112,6 +98,25 @@ def chat_request(body, model, stream, partial_history=False, thinking_dialect="n
         request["stream_options"] = {"include_usage": True}
     include_thoughts = config.get("thinkingConfig", {}).get("includeThoughts", False)
     return request, ResponseOptions(model=model, include_thoughts=include_thoughts, enum_answer=enum_answer)
+
+
+def count_tokens_request(body, model, thinking_dialect="none"):
+    """The OpenAI request that counts a Gemini ``CountTokensRequest``'s tokens: its contents (or its
+    ``generateContentRequest``, which wins, as at Google) as a one-token generation, whose usage
+    says how many prompt tokens it had. Exact for the model, at the price of one output token.
+
+    ``{"contents": [{"parts": [{"text": "hi"}]}], "generationConfig": {"candidateCount": 2}}``
+    -> ``{"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}``
+    """
+    request = body.get("generateContentRequest") or {"contents": body["contents"]}
+    # A one-token count need not think (and DashScope refuses a non-streamed call that does).
+    config = {**request.get("generationConfig", {}), "thinkingConfig": {"thinkingBudget": 0}}
+    payload, _ = chat_request({**request, "generationConfig": config}, model, stream=False, partial_history=True,
+                              thinking_dialect=thinking_dialect)
+    for name in ("n", "logprobs", "top_logprobs", "service_tier"):  # a priority tier would bill the count
+        payload.pop(name, None)
+    payload["max_tokens"] = 1
+    return payload
 
 
 # --- messages ----------------------------------------------------------------------------------
@@ -201,10 +206,8 @@ def _add_user_turn(out, parts, call_ids, path, media_resolution=None):
         detail = image_detail(part, media_resolution)
         if "text" in part:
             content.append({"type": "text", "text": part["text"]})
-        elif "inlineData" in part:
-            content.append(inline_data_part(part["inlineData"], part_path + ["inlineData"], detail))
-        elif "fileData" in part:
-            content.append(file_data_part(part["fileData"], part_path + ["fileData"], detail))
+        elif (media := media_part(part, part_path, detail)) is not None:
+            content.append(media)
         elif "functionResponse" in part:
             response = part["functionResponse"]
             call_id = call_ids.for_response(response.get("id"), response["name"], part_path + ["functionResponse"])
@@ -216,13 +219,11 @@ def _add_user_turn(out, parts, call_ids, path, media_resolution=None):
                 "tool_call_id": call_id,
                 "content": json.dumps(response["response"], ensure_ascii=False),
             })
-            for media_index, media in enumerate(response.get("parts", [])):
-                media_path = part_path + ["functionResponse", "parts", media_index]
+            for media_index, held in enumerate(response.get("parts", [])):
                 # Media of a function response take the level of the part that holds them.
-                if "inlineData" in media:
-                    content.append(inline_data_part(media["inlineData"], media_path + ["inlineData"], detail))
-                elif "fileData" in media:
-                    content.append(file_data_part(media["fileData"], media_path + ["fileData"], detail))
+                media = media_part(held, part_path + ["functionResponse", "parts", media_index], detail)
+                if media is not None:
+                    content.append(media)
         elif "executableCode" in part or "codeExecutionResult" in part:
             content.append({"type": "text", "text": _code_text(part)})
         else:
@@ -391,6 +392,19 @@ def check_media_supported(mime_type, path):
 def media_type(mime_type):
     """The type without its parameters, lower-case: ``Audio/WAV; rate=16000`` -> ``audio/wav``."""
     return mime_type.partition(";")[0].strip().lower()
+
+
+def media_part(part, path, detail=None):
+    """The OpenAI content part for a part's ``inlineData`` or ``fileData``; None if it holds neither.
+
+    ``{"fileData": {"fileUri": "https://x/cat.png"}}``
+    -> ``{"type": "image_url", "image_url": {"url": "https://x/cat.png"}}``
+    """
+    if "inlineData" in part:
+        return inline_data_part(part["inlineData"], path + ["inlineData"], detail)
+    if "fileData" in part:
+        return file_data_part(part["fileData"], path + ["fileData"], detail)
+    return None
 
 
 def inline_data_part(blob, path, detail=None):

@@ -14,7 +14,7 @@ import re
 from .config import DEFAULT_MAX_UPSTREAM_RESPONSE_BYTES
 from .errors import UpstreamError, UpstreamTooLarge
 from .json_wire import loads
-from .request_translation import ENUM_FIELD
+from .response_options import ENUM_FIELD
 from .think_tags import ThinkSplitter, split_think_tags
 from .thought_signature import MAX_REASONING_BYTES
 from .thought_signature import encode as encode_signature

@@ -7,9 +7,9 @@ import pytest
 
 from gemini_compat import request_translation
 from gemini_compat.errors import InvalidArgument
-from gemini_compat.request_translation import CallIds, chat_request, standard_base64
+from gemini_compat.request_translation import CallIds, chat_request, count_tokens_request, standard_base64
 from gemini_compat.thought_signature import encode as encode_signature
-from gemini_compat.validation import GENERATE_CONTENT
+from gemini_compat.validation import COUNT_TOKENS, GENERATE_CONTENT
 
 
 def translate(body, stream=False):
@@ -681,9 +681,35 @@ def test_json_schemas_with_gemini_type_names_get_standard_ones():
     assert request["tools"][0]["function"]["parameters"] == expected
 
 
+COUNT_TOKENS_REQUESTS = [
+    ("contents: a one-token generation", "none", {"contents": [user("hi")]},
+     {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}),
+    ("generateContentRequest wins over contents, its system instruction and tools counted", "none",
+     {"contents": [user("ignored")],
+      "generateContentRequest": {"contents": [user("counted")], "systemInstruction": {"parts": [{"text": "brief"}]},
+                                 "tools": [{"functionDeclarations": [{"name": "f"}]}]}},
+     {"model": "m", "messages": [{"role": "system", "content": "brief"}, {"role": "user", "content": "counted"}],
+      "max_tokens": 1,
+      "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}]}),
+    ("fields that would answer more than one token, or bill it at another tier, are left out", "none",
+     {"generateContentRequest": {"contents": [user("hi")], "serviceTier": "priority", "generationConfig": {
+         "candidateCount": 3, "maxOutputTokens": 500, "responseLogprobs": True, "logprobs": 2, "temperature": 0.5}}},
+     {"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.5, "max_tokens": 1}),
+    ("thinking off, whatever the request asked", "dashscope",
+     {"generateContentRequest": {"contents": [user("hi")],
+                                 "generationConfig": {"thinkingConfig": {"thinkingLevel": "HIGH"}}}},
+     {"model": "m", "messages": [{"role": "user", "content": "hi"}], "enable_thinking": False, "max_tokens": 1}),
+]
+
+
+@pytest.mark.parametrize("name,dialect,body,expected", COUNT_TOKENS_REQUESTS, ids=[c[0] for c in COUNT_TOKENS_REQUESTS])
+def test_count_tokens_request(name, dialect, body, expected):
+    assert count_tokens_request(COUNT_TOKENS.validate(body), "m", dialect) == expected
+
+
 def test_count_tokens_of_a_turn_whose_call_is_not_in_it():
     body = {"contents": [user(reply("read_file", {"output": "ok"}, id="x1"), "and this")]}
-    request, _ = chat_request(GENERATE_CONTENT.validate(body), "m", False, partial_history=True)
+    request = count_tokens_request(COUNT_TOKENS.validate(body), "m")
     assert request["messages"] == [{"role": "user", "content":
                                     '{"functionResponse": {"name": "read_file", "response": {"output": "ok"}, "id": "x1"}}\nand this'}]
 

@@ -9,7 +9,7 @@ import pytest
 
 from fake_upstream import chunk, completion, tool_call, usage
 from gemini_compat.errors import GeminiError, UpstreamError
-from gemini_compat.request_translation import ResponseOptions
+from gemini_compat.response_options import ResponseOptions
 from gemini_compat.response_translation import (StreamTranslator, gemini_response, merged_response, parse_arguments,
                                                  usage_metadata)
 from gemini_compat.thought_signature import decode as decode_signature

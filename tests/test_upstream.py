@@ -15,7 +15,7 @@ import urllib3
 from fake_upstream import Json, Pause, Raw, Stream, chunk, completion, text_stream, tool_call
 from gemini_compat.config import Settings
 from gemini_compat.errors import GeminiError, UpstreamTooLarge
-from gemini_compat.request_translation import ResponseOptions
+from gemini_compat.response_options import ResponseOptions
 from gemini_compat.response_translation import StreamTranslator
 from gemini_compat.sse import read_events
 from gemini_compat.upstream import EventStream, redacted, shortened, upstream_error
