@@ -2,7 +2,7 @@
 
 import flask
 
-from . import auth, models, request_body, routing, streaming, thinking
+from . import auth, catalogue, request_body, routing, streaming, thinking
 from .errors import GeminiError, InvalidArgument, PermissionDenied, UpstreamError
 from .logs import RequestLog, internal_error
 from .embeddings import embedding_batches, embedding_vectors
@@ -27,66 +27,60 @@ class Gateway:
     def handle(self, request):
         log = RequestLog(request, self.settings.gcp_project)
         try:
-            response = self._respond(request, log)
+            response, error = self._respond(request, log), None
+        except Exception as failure:  # any failure is a Gemini error, never an HTML page or a traceback
+            error = _gemini_error(failure, log)
+            response = error_response(error)
         finally:
             request_body.release(request.environ)  # a stream has its first chunk: the request is translated
-        return self._sent(request, response, log)
+        return self._sent(request, response, log, error)
 
     def framework_error(self, request, error):
         """An error the framework raises before the function runs (/favicon.ico, /robots.txt, a path
         its URL rules do not take, e.g. one holding a newline), in the envelope and logged."""
-        response = error_response(GeminiError(error.description or error.name, code=error.code or 500))
-        return self._sent(request, response, RequestLog(request, self.settings.gcp_project))
+        failure = GeminiError(error.description or error.name, code=error.code or 500)
+        return self._sent(request, error_response(failure), RequestLog(request, self.settings.gcp_project), failure)
 
-    def _sent(self, request, response, log):
+    def _sent(self, request, response, log, error=None):
         """The response as it leaves: CORS headers, the connection closed if the body was not read,
-        the log line (a stream that started writes its own, at its end)."""
+        the log line, with the ``error`` it answers (a stream that started writes its own, at its end)."""
         if self.settings.cors_origins:
             _add_cors_headers(response, request, self.settings.cors_origins)
         if not response.is_streamed or response.status_code != 200:
-            log.write(response.status_code, getattr(response, "error", None))
+            log.write(response.status_code, error)
         if request_body.BODY_READ not in request.environ and request_body.has_body(request):
             response = request_body.answered_unread(response, request.environ)
         return response
 
     def _respond(self, request, log):
-        try:
-            if request.method == "OPTIONS" and self.settings.cors_origins:
-                return preflight_response(request, self.settings.cors_origins)
-            route = routing.parse_route(routing.raw_path(request.environ), request.method)
-            log.fields["model"] = route.model
-            key, caller = auth.upstream_key(self.settings, request.headers, request.args)
-            if caller:
-                log.fields["caller"] = caller
-            if route.action == "listModels":
-                page_size, offset = models.page_query(request.args)
-                return json_response(models.page(self.models(key, models.gemini_models), page_size, offset))
-            if route.action == "getModel":
-                return json_response(self.models(key, models.find_model, route))
-            model = log.fields["upstreamModel"] = models.upstream_model(self.settings, route)
-            request_body.check_content_type(request.headers)
-            body = request_body.read_json(request, self.settings.max_request_bytes, self.settings.client_body_timeout,
-                                          self.request_memory)
-            if route.action == "countTokens":
-                return json_response(self.count_tokens(model, key, COUNT_TOKENS.validate(body)))
-            if route.action == "embedContent":
-                answer = self.embed(route, model, key, [EMBED_CONTENT.validate(body)], base_path=None)
-                return json_response({"embedding": answer[0]})
-            if route.action == "batchEmbedContents":
-                requests = BATCH_EMBED_CONTENTS.validate(body)["requests"]
-                return json_response({"embeddings": self.embed(route, model, key, requests, base_path=["requests"])})
-            body = GENERATE_CONTENT.validate(body)
-            if route.action == "streamGenerateContent":
-                return self.stream(model, key, body, request.args.get("alt") == "sse", log)
-            return self.generate(model, key, body, log)
-        except GeminiError as error:
-            if error.from_upstream:
-                log.fields["upstreamStatus"] = error.code
-            return error_response(error)
-        except RecursionError:  # validating or translating the client's body (the upstream's is checked where parsed)
-            return error_response(InvalidArgument("Invalid JSON payload received. The body is nested too deeply."))
-        except Exception:  # a bug of ours: still a Gemini error, never an HTML page or a traceback
-            return error_response(internal_error("unexpected error"))
+        if request.method == "OPTIONS" and self.settings.cors_origins:
+            return preflight_response(request, self.settings.cors_origins)
+        route = routing.parse_route(routing.raw_path(request.environ), request.method)
+        log.fields["model"] = route.model
+        key, caller = auth.upstream_key(self.settings, request.headers, request.args)
+        if caller:
+            log.fields["caller"] = caller
+        if route.action == "listModels":
+            page_size, offset = catalogue.page_query(request.args)
+            return json_response(catalogue.page(self.models(key, catalogue.gemini_models), page_size, offset))
+        if route.action == "getModel":
+            return json_response(self.models(key, catalogue.find_model, route))
+        model = log.fields["upstreamModel"] = catalogue.upstream_model(self.settings, route)
+        request_body.check_content_type(request.headers)
+        body = request_body.read_json(request, self.settings.max_request_bytes, self.settings.client_body_timeout,
+                                      self.request_memory)
+        if route.action == "countTokens":
+            return json_response(self.count_tokens(model, key, COUNT_TOKENS.validate(body)))
+        if route.action == "embedContent":
+            answer = self.embed(route, model, key, [EMBED_CONTENT.validate(body)], base_path=None)
+            return json_response({"embedding": answer[0]})
+        if route.action == "batchEmbedContents":
+            requests = BATCH_EMBED_CONTENTS.validate(body)["requests"]
+            return json_response({"embeddings": self.embed(route, model, key, requests, base_path=["requests"])})
+        body = GENERATE_CONTENT.validate(body)
+        if route.action == "streamGenerateContent":
+            return self.stream(model, key, body, request.args.get("alt") == "sse", log)
+        return self.generate(model, key, body, log)
 
     def generate(self, model, key, body, log):
         dialect = self.thinking_dialect(model)
@@ -155,9 +149,18 @@ def json_response(value):
 
 
 def error_response(error):
-    response = flask.Response(dumps(error.body()), error.code, headers=error.headers, content_type=JSON_CONTENT_TYPE)
-    response.error = error
-    return response
+    return flask.Response(dumps(error.body()), error.code, headers=error.headers, content_type=JSON_CONTENT_TYPE)
+
+
+def _gemini_error(failure, log):
+    """The Gemini error that answers an exception raised while responding (called in its ``except``)."""
+    if isinstance(failure, GeminiError):
+        if failure.from_upstream:
+            log.fields["upstreamStatus"] = failure.code
+        return failure
+    if isinstance(failure, RecursionError):  # the client's body (the upstream's is checked where parsed)
+        return InvalidArgument("Invalid JSON payload received. The body is nested too deeply.")
+    return internal_error("unexpected error")  # a bug of ours, logged with its traceback
 
 
 def preflight_response(request, origins):

@@ -86,7 +86,8 @@ def chat_request(body, model, stream, partial_history=False, thinking_dialect="n
     if "cachedContent" in body:
         raise InvalidArgument("cached contents are not supported by this endpoint; send the contents.", field="cachedContent")
     request = {"model": model, "messages": messages(body, partial_history)}
-    request.update(sampling_parameters(config))
+    request.update(generation_parameters(config))
+    check_text_output(config)
     format_params, enum_answer = response_format(config)
     request.update(format_params)
     request.update(thinking_parameters(thinking_dialect, model, config.get("thinkingConfig", {}), stream))
@@ -456,7 +457,7 @@ def standard_base64(data, path):
 
 # Gemini generationConfig field -> OpenAI field. Integral floats the Python SDK sends (topK 3.0),
 # which some servers refuse, were made integers when the body was read (proto_json).
-_SAMPLING = {
+_GENERATION_FIELDS = {
     "temperature": "temperature",
     "topP": "top_p",
     "topK": "top_k",
@@ -468,8 +469,11 @@ _SAMPLING = {
 }
 
 
-def sampling_parameters(config):
-    params = {openai: config[gemini] for gemini, openai in _SAMPLING.items() if gemini in config}
+def generation_parameters(config):
+    """generationConfig's sampling, length, stop and logprobs fields as OpenAI's:
+    ``{"topK": 3, "maxOutputTokens": 50, "stopSequences": ["."]}`` -> ``{"top_k": 3, "max_tokens": 50, "stop": ["."]}``
+    """
+    params = {openai: config[gemini] for gemini, openai in _GENERATION_FIELDS.items() if gemini in config}
     if config.get("stopSequences"):
         params["stop"] = config["stopSequences"]
     if config.get("responseLogprobs"):
@@ -478,12 +482,16 @@ def sampling_parameters(config):
             params["top_logprobs"] = config["logprobs"]
     elif "logprobs" in config:
         raise InvalidArgument("only valid together with responseLogprobs: true", field="generationConfig.logprobs")
+    return params
+
+
+def check_text_output(config):
+    """Refuses output an OpenAI chat upstream cannot give: modalities other than text, speech."""
     modalities = [m for m in config.get("responseModalities", []) if m not in ("TEXT", "MODALITY_UNSPECIFIED")]
     if modalities:
         raise InvalidArgument(f"only TEXT output is supported here, not {modalities[0]}", field="generationConfig.responseModalities")
     if "speechConfig" in config:
         raise InvalidArgument("speech output is not supported by this endpoint", field="generationConfig.speechConfig")
-    return params
 
 
 def response_format(config):

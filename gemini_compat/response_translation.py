@@ -300,7 +300,7 @@ _NESTING = re.compile(r'[][{}"]')
 _STRING_REST = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*', re.S)
 
 
-class _Call:
+class _StreamedCall:
     """One streamed tool call. Its arguments are followed once, fragment by fragment, to the brace
     that closes the top-level object, and parsed only then: re-parsing them whole on every fragment
     took over 68 s of CPU for 8 MB of fragments that never closed."""
@@ -365,7 +365,7 @@ class _Call:
         return self.args is not None
 
 
-class _Choice:
+class _CandidateState:
     """Stream state of one candidate."""
 
     def __init__(self, limit, preopened_think=False):
@@ -430,7 +430,7 @@ class _Choice:
         if call is None:
             for earlier in self.calls:  # a new call begins: the earlier ones are whole
                 earlier.closed = True
-            call = _Call(call_id, name)
+            call = _StreamedCall(call_id, name)
             self.calls.append(call)
             if call_id:
                 self.by_id[call_id] = call
@@ -476,7 +476,7 @@ class StreamTranslator:
         # (or 64 KiB) decides it. Off, a lone </think> counts only in the first piece of content.
         self.preopened_think = preopened_think
         self.limit = limit  # MAX_UPSTREAM_RESPONSE_BYTES: of one tool call's arguments, of a text/x.enum answer
-        self.expected = candidate_count
+        self.candidate_count = candidate_count
         self.choices = {}
         self.usage = None  # usageMetadata of the upstream's last usage report
         self.usage_reported = False  # with every candidate finished, the answer is complete
@@ -502,7 +502,7 @@ class StreamTranslator:
                     candidate.update(logprobs_result(choice.get("logprobs")))
                     out.append(self._chunk([candidate]))
         finished = [state for state in self.choices.values() if state.finish]
-        if len(finished) >= self.expected and self.usage_reported:
+        if len(finished) >= self.candidate_count and self.usage_reported:
             out.append(self._final_chunk())
         return out
 
@@ -515,7 +515,9 @@ class StreamTranslator:
         index = choice.get("index") or 0
         if not isinstance(index, int):  # the candidates are keyed and ordered on it
             raise malformed("choices[].index", "an integer")
-        state = self.choices.get(index) or self.choices.setdefault(index, _Choice(self.limit, self.preopened_think))
+        state = self.choices.get(index)
+        if state is None:
+            state = self.choices[index] = _CandidateState(self.limit, self.preopened_think)
         if state.finish:  # duplicate finish chunks, late deltas: already answered
             return []
         if choice.get("usage"):  # Moonshot puts usage inside the choice
@@ -561,7 +563,7 @@ class StreamTranslator:
         if self.finished:
             return []
         if not self.choices:
-            self.choices[0] = _Choice(self.limit)
+            self.choices[0] = _CandidateState(self.limit)
         for state in self.choices.values():
             state.finish = state.finish or "STOP"
         return [self._final_chunk()]

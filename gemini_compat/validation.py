@@ -97,7 +97,7 @@ def _invalid(error):
 
 # --- public ------------------------------------------------------------------------------------
 
-class RequestKind:
+class RequestValidator:
     """The validator and proto3 JSON reader for one request body type."""
 
     def __init__(self, schema_name):
@@ -128,7 +128,7 @@ class RequestKind:
         raise InvalidArgument(error.message, field=field_path(list(error.instance_path)))
 
 
-GENERATE_CONTENT = RequestKind("generate_content_request.json")
-COUNT_TOKENS = RequestKind("count_tokens_request.json")
-EMBED_CONTENT = RequestKind("embed_content_request.json")
-BATCH_EMBED_CONTENTS = RequestKind("batch_embed_contents_request.json")
+GENERATE_CONTENT = RequestValidator("generate_content_request.json")
+COUNT_TOKENS = RequestValidator("count_tokens_request.json")
+EMBED_CONTENT = RequestValidator("embed_content_request.json")
+BATCH_EMBED_CONTENTS = RequestValidator("batch_embed_contents_request.json")

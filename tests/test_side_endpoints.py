@@ -10,7 +10,7 @@ from google.genai import errors, types
 from fake_upstream import Json, completion, usage
 from gemini_compat.embeddings import embedding_vectors
 from gemini_compat.errors import UpstreamError
-from gemini_compat.models import gemini_model
+from gemini_compat.catalogue import gemini_model
 from helpers import KEY, error_of
 
 MANY = [{"id": f"model-{n}", "object": "model", "owned_by": "nexusflow"} for n in range(7)]

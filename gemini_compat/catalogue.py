@@ -1,4 +1,4 @@
-"""Models: which upstream model a requested name means, whether the team may call it, and the
+"""The model catalogue: which upstream model a requested name means, whether the team may call it, and the
 upstream's model list as Gemini ``Model`` objects, paginated the way Google does it."""
 
 import base64
