@@ -127,7 +127,7 @@ def profile_worker(function, out_prefix, seconds):
     for name, (path, body, clients, method) in loads.items():
         stop = threading.Event()
 
-        def hammer():
+        def hammer(path, body, method, stop):  # this load's, not the loop's next one
             client = Client(function.port, path, FUNCTION_HEADERS)
             while not stop.is_set():
                 try:
@@ -136,7 +136,7 @@ def profile_worker(function, out_prefix, seconds):
                     client.close()
             client.close()
 
-        threads = [threading.Thread(target=hammer, daemon=True) for _ in range(clients)]
+        threads = [threading.Thread(target=hammer, args=(path, body, method, stop), daemon=True) for _ in range(clients)]
         for thread in threads:
             thread.start()
         try:

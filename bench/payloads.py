@@ -293,7 +293,8 @@ def cli_like():
         {"role": "user", "parts": [{"functionResponse": {"name": "run_shell_command", "response": {
             "output": "Command: python -m pytest -q tests/test_handlers.py\nDirectory: (root)\nStdout: "
                       + "." * 120 + "\n120 passed in 0.84s\nStderr: (empty)\nExit Code: 0"}}}]},
-        {"role": "model", "parts": [{"text": "All 120 tests pass. Shall I apply the same change to the other 39 handlers?"}]},
+        {"role": "model", "parts": [
+            {"text": "All 120 tests pass. Shall I apply the same change to the other 39 handlers?"}]},
         {"role": "user", "parts": [{"text": "Yes, please do all of them, and run the type checker afterwards."}]},
     ]
     return {

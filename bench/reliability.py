@@ -135,7 +135,7 @@ def upstream_side(hostile):
     with th.fresh_server(UPSTREAM_BASE_URL=hostile.base_url) as server:
         def statuses():
             seen, worst, ok = {}, 0.0, True
-            for name, (code, redirect) in th.STATUSES.items():
+            for code, redirect in th.STATUSES.values():
                 for stream in (False, True):
                     hostile.reset()
                     location = f"http://127.0.0.1:{hostile.port}/v1/chat/completions" if redirect else None

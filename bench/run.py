@@ -64,12 +64,17 @@ _ensure_venv()
 sys.path[:0] = [str(REPO), str(BENCH), str(REPO / "tests")]
 
 import payloads  # noqa: E402
-from client import (DIRECT_HEADERS, DIRECT_PATH, FUNCTION_HEADERS, FUNCTION_PATH,  # noqa: E402
-                    FUNCTION_STREAM_PATH, Client)
+from client import DIRECT_HEADERS, DIRECT_PATH, FUNCTION_HEADERS, FUNCTION_PATH, FUNCTION_STREAM_PATH, Client  # noqa: E402
 from cpu import CpuMeter, others_cores, wait_until_idle  # noqa: E402
 from hotspots import profile_worker  # noqa: E402
-from measurements import (function_connections, measure_added_latency, measure_cold_start,  # noqa: E402
-                          measure_import, measure_stream, measure_throughput)
+from measurements import (  # noqa: E402
+    function_connections,
+    measure_added_latency,
+    measure_cold_start,
+    measure_import,
+    measure_stream,
+    measure_throughput,
+)
 from microbenchmarks import measure_translation  # noqa: E402
 from processes import FunctionProcess, UpstreamProcess, memory_mb  # noqa: E402
 from report import machine_info, render  # noqa: E402

@@ -3,9 +3,12 @@ upstream's model list as Gemini ``Model`` objects, paginated the way Google does
 
 import base64
 import binascii
+from collections.abc import Mapping
 
+from .config import Settings
 from .errors import InvalidArgument, NotFound
 from .model_patterns import first_match
+from .routing import Route
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
@@ -20,7 +23,7 @@ _INPUT_LIMIT_FIELDS = ("meta.n_ctx", "context_length", "max_model_len", "context
 _OUTPUT_LIMIT_FIELDS = ("max_completion_tokens", "max_output_tokens", "max_tokens")
 
 
-def upstream_model(settings, route):
+def upstream_model(settings: Settings, route: Route) -> str:
     """The upstream model ID for ``route.model``: its alias target, if any; 404 if not allowed."""
     model = aliased(settings, route.model)
     if not is_allowed(settings, model):
@@ -28,16 +31,16 @@ def upstream_model(settings, route):
     return model
 
 
-def aliased(settings, name):
+def aliased(settings: Settings, name: str) -> str:
     """The target of the first MODEL_ALIASES entry that matches ``name``, or ``name`` itself."""
     return first_match(settings.model_aliases, name, name)
 
 
-def is_allowed(settings, model):
+def is_allowed(settings: Settings, model: str) -> bool:
     return not settings.allowed_models or model in settings.allowed_models
 
 
-def not_found(route):
+def not_found(route: Route) -> NotFound:
     # Google's wording. A model the team may not use is, for the team, not there.
     return NotFound(
         f"models/{route.model} is not found for API version {route.version}, or is not supported "
@@ -45,7 +48,7 @@ def not_found(route):
     )
 
 
-def gemini_models(settings, upstream_list):
+def gemini_models(settings: Settings, upstream_list: object) -> list[dict]:
     """Gemini Model objects for the upstream's ``GET /models`` answer: the allowed models, then the
     aliases (under their Gemini names) whose targets are available. Patterns name no model to list;
     an upstream model whose name an alias sends elsewhere cannot be called by it, so is not listed."""
@@ -57,7 +60,7 @@ def gemini_models(settings, upstream_list):
     return models
 
 
-def find_model(settings, upstream_list, route):
+def find_model(settings: Settings, upstream_list: object, route: Route) -> dict:
     """The Gemini Model ``route.model`` names: an upstream model, or one an alias or pattern leads to."""
     target = aliased(settings, route.model)
     entry = _available(settings, upstream_list).get(target)
@@ -76,7 +79,7 @@ def _available(settings, upstream_list):
     return by_id
 
 
-def gemini_model(entry, name=None):
+def gemini_model(entry: dict, name: str | None = None) -> dict:
     model_id = entry["id"]
     embedding = "embed" in model_id.lower()
     model = {
@@ -85,13 +88,15 @@ def gemini_model(entry, name=None):
         # Required in Google's Model; OpenAI-compatible lists have no version, so the first one's.
         "version": "001",
         "displayName": name or model_id,
-        "description": f"{model_id}" + (f" (owned by {entry['owned_by']})" if isinstance(entry.get("owned_by"), str) else ""),
+        "description": f"{model_id}"
+                       + (f" (owned by {entry['owned_by']})" if isinstance(entry.get("owned_by"), str) else ""),
         "supportedGenerationMethods": EMBEDDING_METHODS if embedding else CHAT_METHODS,
     }
     if name:
         model["description"] = f"Alias of {model['description']}"
     input_limit = _first_int(entry, _INPUT_LIMIT_FIELDS)
-    output_limit = _first_int(entry, _OUTPUT_LIMIT_FIELDS) or _first_int(entry.get("top_provider") or {}, _OUTPUT_LIMIT_FIELDS)
+    output_limit = (_first_int(entry, _OUTPUT_LIMIT_FIELDS)
+                    or _first_int(entry.get("top_provider") or {}, _OUTPUT_LIMIT_FIELDS))
     if input_limit:
         model["inputTokenLimit"] = input_limit
     if output_limit:
@@ -110,12 +115,13 @@ def _first_int(entry, fields):
     return None
 
 
-def page_query(args):
+def page_query(args: Mapping[str, str]) -> tuple[int, int]:
     """(page size, offset) from the pageSize/pageToken query, checked before the upstream is asked."""
-    return _page_size(args.get("pageSize") or args.get("page_size")), _offset(args.get("pageToken") or args.get("page_token"))
+    size = _page_size(args.get("pageSize") or args.get("page_size"))
+    return size, _offset(args.get("pageToken") or args.get("page_token"))
 
 
-def page(models, size, offset):
+def page(models: list[dict], size: int, offset: int) -> dict:
     """One page of ``models``; no nextPageToken on the last page (an empty one makes the JS SDK's
     pager loop forever)."""
     result = {"models": models[offset:offset + size]}

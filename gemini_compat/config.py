@@ -13,8 +13,8 @@ import re
 import typing
 
 from .model_patterns import ModelRule
-from .thinking import DIALECTS
 from .routing import is_model_id
+from .thinking import DIALECTS
 
 DEFAULT_UPSTREAM_BASE_URL = "https://nexusflow.vip/v1"
 DEFAULT_UPSTREAM_TIMEOUT = 120.0

@@ -6,7 +6,8 @@ import base64
 from .errors import InvalidArgument, UpstreamError, field_path
 
 
-def embedding_batches(requests, requested_model, model, base_path=None):
+def embedding_batches(requests: list[dict], requested_model: str, model: str,
+                      base_path: list | None = None) -> list[tuple[list[int], dict]]:
     """OpenAI embedding requests for Gemini EmbedContentRequests, one per distinct
     ``outputDimensionality``, each with the positions its inputs came from.
 
@@ -34,7 +35,7 @@ def embedding_batches(requests, requested_model, model, base_path=None):
     return batches
 
 
-def embedding_text(content, path):
+def embedding_text(content: dict, path: list) -> str:
     texts = []
     for index, part in enumerate(content["parts"]):
         if "text" not in part:
@@ -43,7 +44,7 @@ def embedding_text(content, path):
     return "\n".join(texts)
 
 
-def embedding_vectors(answer, count, dimensions=None):
+def embedding_vectors(answer: object, count: int, dimensions: int | None = None) -> list[list[float]]:
     """The vectors of an OpenAI embeddings answer, in input order, each cut to its first
     ``dimensions`` values (the request's ``outputDimensionality``) when the upstream gave more.
 
@@ -53,7 +54,8 @@ def embedding_vectors(answer, count, dimensions=None):
     embedding of other than 3072 values to the caller, so clients already do it."""
     data = answer.get("data") if isinstance(answer, dict) else None
     if not isinstance(data, list) or len(data) != count:
-        raise UpstreamError(f"The upstream answered {len(data) if isinstance(data, list) else 'no'} embeddings for {count} inputs.")
+        answered = len(data) if isinstance(data, list) else "no"
+        raise UpstreamError(f"The upstream answered {answered} embeddings for {count} inputs.")
     ordered = sorted(data, key=_index)
     vectors = [_values(item.get("embedding") if isinstance(item, dict) else None) for item in ordered]
     return [values[:dimensions] for values in vectors] if dimensions else vectors

@@ -3,12 +3,12 @@
 import flask
 
 from . import auth, catalogue, request_body, routing, streaming, thinking
-from .errors import GeminiError, InvalidArgument, PermissionDenied, UpstreamError
-from .logs import RequestLog, internal_error
 from .embeddings import embedding_batches, embedding_vectors
+from .errors import GeminiError, InvalidArgument, PermissionDenied, UpstreamError
+from .json_wire import JSON_CONTENT_TYPE, dumps
+from .logs import RequestLog, internal_error
 from .request_translation import chat_request, count_tokens_request
 from .response_translation import StreamTranslator, gemini_response, merged_response
-from .json_wire import JSON_CONTENT_TYPE, dumps
 from .upstream import Upstream
 from .validation import BATCH_EMBED_CONTENTS, COUNT_TOKENS, EMBED_CONTENT, GENERATE_CONTENT
 
@@ -124,7 +124,7 @@ class Gateway:
         for positions, payload in embedding_batches(requests, route.model, model, base_path):
             answer = self.upstream.post_json("/embeddings", payload, key)
             vectors_of_batch = embedding_vectors(answer, len(positions), payload.get("dimensions"))
-            for position, values in zip(positions, vectors_of_batch):
+            for position, values in zip(positions, vectors_of_batch, strict=True):
                 vectors[position] = {"values": values}
         return vectors
 

@@ -76,7 +76,8 @@ ACCEPTED_AND_IGNORED = {
     "EmbedContentRequest.title": "no document titles upstream",
 }
 
-def chat_request(body, model, stream, partial_history=False, thinking_dialect="none"):
+def chat_request(body: dict, model: str, stream: bool, partial_history: bool = False,
+                 thinking_dialect: str = "none") -> tuple[dict, ResponseOptions]:
     """The OpenAI request for a Gemini request, and the options its answer is translated with.
 
     ``partial_history``: the contents may be a slice of a conversation (countTokens of one new
@@ -84,7 +85,8 @@ def chat_request(body, model, stream, partial_history=False, thinking_dialect="n
     ``thinking_dialect``: how the upstream model takes thinkingConfig (see ``thinking``)."""
     config = body.get("generationConfig", {})
     if "cachedContent" in body:
-        raise InvalidArgument("cached contents are not supported by this endpoint; send the contents.", field="cachedContent")
+        raise InvalidArgument("cached contents are not supported by this endpoint; send the contents.",
+                              field="cachedContent")
     request = {"model": model, "messages": messages(body, partial_history)}
     request.update(generation_parameters(config))
     check_text_output(config)
@@ -101,7 +103,7 @@ def chat_request(body, model, stream, partial_history=False, thinking_dialect="n
     return request, ResponseOptions(model=model, include_thoughts=include_thoughts, enum_answer=enum_answer)
 
 
-def count_tokens_request(body, model, thinking_dialect="none"):
+def count_tokens_request(body: dict, model: str, thinking_dialect: str = "none") -> dict:
     """The OpenAI request that counts a Gemini ``CountTokensRequest``'s tokens: its contents (or its
     ``generateContentRequest``, which wins, as at Google) as a one-token generation, whose usage
     says how many prompt tokens it had. Exact for the model, at the price of one output token.
@@ -122,7 +124,7 @@ def count_tokens_request(body, model, thinking_dialect="none"):
 
 # --- messages ----------------------------------------------------------------------------------
 
-def messages(body, partial_history=False):
+def messages(body: dict, partial_history: bool = False) -> list[dict]:
     """``systemInstruction`` + ``contents`` as OpenAI messages, in order."""
     out = []
     system = body.get("systemInstruction")
@@ -489,7 +491,8 @@ def check_text_output(config):
     """Refuses output an OpenAI chat upstream cannot give: modalities other than text, speech."""
     modalities = [m for m in config.get("responseModalities", []) if m not in ("TEXT", "MODALITY_UNSPECIFIED")]
     if modalities:
-        raise InvalidArgument(f"only TEXT output is supported here, not {modalities[0]}", field="generationConfig.responseModalities")
+        raise InvalidArgument(f"only TEXT output is supported here, not {modalities[0]}",
+                              field="generationConfig.responseModalities")
     if "speechConfig" in config:
         raise InvalidArgument("speech output is not supported by this endpoint", field="generationConfig.speechConfig")
 
@@ -518,7 +521,8 @@ def response_format(config):
         raise InvalidArgument(f"{mime_type!r} is not supported; use text/plain, application/json or text/x.enum",
                               field="generationConfig.responseMimeType")
     if schema is not None:
-        raise InvalidArgument("a response schema needs application/json or text/x.enum", field="generationConfig.responseMimeType")
+        raise InvalidArgument("a response schema needs application/json or text/x.enum",
+                              field="generationConfig.responseMimeType")
     return {}, False
 
 

@@ -10,14 +10,19 @@ answer's choices[].message is not a JSON object." Any other exception raised her
 
 import json
 import re
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from .config import DEFAULT_MAX_UPSTREAM_RESPONSE_BYTES
 from .errors import UpstreamError, UpstreamTooLarge
 from .json_wire import loads
-from .response_options import ENUM_FIELD
+from .response_options import ENUM_FIELD, ResponseOptions
 from .think_tags import ThinkSplitter, split_think_tags
 from .thought_signature import MAX_REASONING_BYTES
 from .thought_signature import encode as encode_signature
+
+if TYPE_CHECKING:  # for annotations only: translation does no I/O
+    from .upstream import EventStream
 
 FINISH_REASONS = {
     "stop": "STOP",
@@ -117,7 +122,7 @@ def content_text(content):
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(part.get("text", "") for part in content if isinstance(part, dict) and isinstance(part.get("text"), str))
+        return "".join(part["text"] for part in content if isinstance(part, dict) and isinstance(part.get("text"), str))
     return ""
 
 
@@ -217,7 +222,7 @@ def _candidate_logprob(token, field):
 
 # --- whole answers -----------------------------------------------------------------------------
 
-def gemini_response(completion, options):
+def gemini_response(completion: object, options: ResponseOptions) -> dict:
     """A GenerateContentResponse for a whole (non-streamed) chat completion."""
     if not isinstance(completion, dict):
         raise UpstreamError("The upstream answer is not a JSON object.")
@@ -470,7 +475,8 @@ class _CandidateState:
 class StreamTranslator:
     """Feed it upstream chunks (parsed JSON); it returns the Gemini chunks to send now."""
 
-    def __init__(self, options, candidate_count=1, limit=DEFAULT_MAX_UPSTREAM_RESPONSE_BYTES, preopened_think=False):
+    def __init__(self, options: ResponseOptions, candidate_count: int = 1, limit: int = DEFAULT_MAX_UPSTREAM_RESPONSE_BYTES,
+                 preopened_think: bool = False) -> None:
         self.options = options
         # The model's template opens <think> in the prompt: hold the content's start until </think>
         # (or 64 KiB) decides it. Off, a lone </think> counts only in the first piece of content.
@@ -484,7 +490,7 @@ class StreamTranslator:
         self.response_id = None
         self.finished = False
 
-    def translate(self, chunk):
+    def translate(self, chunk: dict) -> list[dict]:
         if self.finished:
             return []
         if self.model is None and chunk.get("model"):
@@ -544,7 +550,7 @@ class StreamTranslator:
         parts.extend(state.ready_calls(close_all=bool(reason)))
         return parts
 
-    def chunks(self, stream):
+    def chunks(self, stream: "EventStream") -> Iterator[dict]:
         """The Gemini chunks of an upstream stream (``upstream.EventStream``): its parsed chunks, then
         the end (``done``: it sent [DONE]); one whole completion instead when it set ``whole``.
         ``{"choices": [{"delta": {"content": "Hi"}}]}``, ``{"choices": [{"delta": {}, "finish_reason":
@@ -558,7 +564,7 @@ class StreamTranslator:
             yield from self.translate(chunk)
         yield from self.done() if stream.done else self.end_of_stream()
 
-    def done(self):
+    def done(self) -> list[dict]:
         """The upstream sent [DONE]: choices still open ended cleanly."""
         if self.finished:
             return []
@@ -568,7 +574,7 @@ class StreamTranslator:
             state.finish = state.finish or "STOP"
         return [self._final_chunk()]
 
-    def end_of_stream(self):
+    def end_of_stream(self) -> list[dict]:
         """The upstream closed the stream without [DONE]: fine after a finish, truncation otherwise."""
         if self.finished:
             return []
@@ -605,7 +611,7 @@ class StreamTranslator:
 
 # --- a stream assembled into one answer --------------------------------------------------------
 
-def merged_response(chunks, limit=DEFAULT_MAX_UPSTREAM_RESPONSE_BYTES):
+def merged_response(chunks: Iterable[dict], limit: int = DEFAULT_MAX_UPSTREAM_RESPONSE_BYTES) -> dict:
     """One GenerateContentResponse from the Gemini chunks of a streamed answer (for an upstream that
     answers some calls only as a stream): each candidate's consecutive text (or thought text) joined,
     its other parts in order, logprobs concatenated, and the last finish, usage and model seen; held

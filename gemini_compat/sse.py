@@ -15,31 +15,11 @@ def read_events(blocks, limit):
     Linear in the bytes read however they are split, and bounded: a line or an event's data longer
     than ``limit`` bytes raises ``UpstreamTooLarge`` (an upstream whose ``data:`` line never ends
     grew memory by 10 GB in 30 s, and re-joining it on every block was quadratic)."""
-    held, held_size = [], 0  # the start of an unfinished line, joined once when it ends
-    after_cr = False  # the last block ended in CR: a LF opening the next one completes that CRLF
+    whole_lines = _WholeLines(limit)
     # The event's data lines joined with LF, how many, and the bytes they took as received.
     data, lines, size, event = bytearray(), 0, 0, "message"
-    first = True
     for block in blocks:
-        if first:  # a UTF-8 byte order mark at the very start is not data
-            block, first = block.removeprefix(b"\xef\xbb\xbf"), False
-        if not block:
-            continue
-        if after_cr and block.startswith(b"\n"):
-            block = block[1:]
-        end = max(block.rfind(b"\n"), block.rfind(b"\r")) + 1
-        after_cr = end == len(block) and block.endswith(b"\r")
-        if not end:
-            held.append(block)
-            held_size += len(block)
-            if held_size > limit:
-                raise UpstreamTooLarge(limit, "An upstream stream line")
-            continue
-        text = block if end == len(block) else block[:end]
-        if held:
-            text = b"".join(held) + text
-        held, held_size = ([block[end:]], len(block) - end) if end < len(block) else ([], 0)
-        for line in text.splitlines():
+        for line in whole_lines.of(block).splitlines():
             if not line:
                 if lines and len(data) >= lines:  # not only empty "data:" lines (a keep-alive)
                     yield event, bytes(data)
@@ -58,14 +38,47 @@ def read_events(blocks, limit):
                     event = "error"
             elif field == b"event":
                 event = value.decode("utf-8", "replace")
-    if held:  # the stream ended in the middle of a line
-        field, value = _field(b"".join(held))
+    if whole_lines.held:  # the stream ended in the middle of a line
+        field, value = _field(b"".join(whole_lines.held))
         if field in (b"data", b"error"):
             data += (b"\n" if lines else b"") + value
             lines += 1
             event = "error" if field == b"error" else event
     if lines and len(data) >= lines:  # the stream ended without the blank line after its last event
         yield event, bytes(data)
+
+
+class _WholeLines:
+    """The whole lines of byte blocks however they are split: ``b"a\\nb"``, ``b"c\\r"``, ``b"\\nd"`` ->
+    ``b"a\\n"``, ``b"bc\\r"``, ``b""`` (the LF completes that CRLF), with ``b"d"`` held at the end."""
+
+    def __init__(self, limit):
+        self.limit = limit
+        self.held, self.held_size = [], 0  # the start of an unfinished line, joined once when it ends
+        self.after_cr = False  # the last block ended in CR: a LF opening the next one completes that CRLF
+        self.first = True
+
+    def of(self, block):
+        """The lines ``block`` completes, from the held start of the first; b"" if none."""
+        if self.first:  # a UTF-8 byte order mark at the very start is not data
+            block, self.first = block.removeprefix(b"\xef\xbb\xbf"), False
+        if not block:
+            return b""
+        if self.after_cr and block.startswith(b"\n"):
+            block = block[1:]
+        end = max(block.rfind(b"\n"), block.rfind(b"\r")) + 1
+        self.after_cr = end == len(block) and block.endswith(b"\r")
+        if not end:
+            self.held.append(block)
+            self.held_size += len(block)
+            if self.held_size > self.limit:
+                raise UpstreamTooLarge(self.limit, "An upstream stream line")
+            return b""
+        text = block if end == len(block) else block[:end]
+        if self.held:
+            text = b"".join(self.held) + text
+        self.held, self.held_size = ([block[end:]], len(block) - end) if end < len(block) else ([], 0)
+        return text
 
 
 def _field(line):

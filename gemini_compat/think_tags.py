@@ -103,7 +103,8 @@ class ThinkSplitter:
         window, offset = self._tail + piece, before - len(self._tail)
         opening = _first(window, OPENINGS)
         closing = _first(window, CLOSINGS)
-        if closing and self.lone_closing and (not opening or closing[0] < opening[0]) and offset + closing[0] + len(closing[1]) <= self.limit:
+        lone = closing and (not opening or closing[0] < opening[0])  # a closing tag before any opening one
+        if lone and self.lone_closing and offset + closing[0] + len(closing[1]) <= self.limit:
             text = self._text()
             end = offset + closing[0]
             self._state = _AFTER

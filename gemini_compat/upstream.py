@@ -13,6 +13,7 @@ urllib3 (the transport under requests) is used directly: requests' session machi
 
 import contextlib
 import email.utils
+import http.client
 import io
 import json
 import math
@@ -21,15 +22,24 @@ import random
 import re
 import threading
 import time
-import http.client
 import urllib.request
 import zlib
+from collections.abc import Callable
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import urllib3
 
-from .errors import (GeminiError, UpstreamError, UpstreamTimeout, UpstreamTooLarge, UpstreamUnavailable, api_key_invalid,
-                     status_for)
+from .config import Settings
+from .errors import (
+    GeminiError,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamTooLarge,
+    UpstreamUnavailable,
+    api_key_invalid,
+    status_for,
+)
 from .json_wire import dumps, loads
 from .sse import read_events
 
@@ -51,20 +61,21 @@ MESSAGE_LIMIT = 1000  # characters of an upstream error message passed on
 REDACTED = "[redacted]"
 # Shorter keys are placeholders for key-less local servers: redacting "x" would mangle every message.
 MIN_SECRET = 8
+T = TypeVar("T")  # what an attempt returns, returned by with_retries and read_stream
 # zlib window bits by Content-Encoding. We ask for identity; some servers compress anyway.
 _WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
 class Upstream:
-    def __init__(self, settings):
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.base_url = settings.upstream_base_url
         self.timeout = settings.upstream_timeout
         self.retries = settings.upstream_retries
         self.pool = connection_pool(settings)
 
-    def with_retries(self, attempt, deadline=None):
+    def with_retries(self, attempt: Callable[[], T], deadline: float | None = None) -> T:
         """``attempt()``, again after a backoff while it fails with a retryable error, within the
         retry budget and ``deadline`` (monotonic; by default UPSTREAM_TIMEOUT from now). Callers make
         sure nothing reached the client yet."""
@@ -78,16 +89,16 @@ class Upstream:
                     raise
                 time.sleep(delay)
 
-    def post_json(self, path, payload, key):
+    def post_json(self, path: str, payload: dict, key: str) -> object:
         """POST ``payload`` to ``path`` under the base URL: the parsed JSON answer, retried, and
         whole (retries included) within UPSTREAM_TIMEOUT."""
         return self._json("POST", path, key, payload)
 
-    def get_json(self, path, key):
+    def get_json(self, path: str, key: str) -> object:
         """GET ``path`` under the base URL: the parsed JSON answer, as ``post_json``."""
         return self._json("GET", path, key)
 
-    def open_stream(self, payload, key):
+    def open_stream(self, payload: dict, key: str) -> "EventStream":
         """POST a streaming chat request to /chat/completions: its ``EventStream``, status checked,
         body unread. Not retried: the caller retries until its first chunk (``with_retries``).
         Its head (or error body) must arrive within UPSTREAM_TIMEOUT; then each read may take that long."""
@@ -96,7 +107,7 @@ class Upstream:
             response = self._send("POST", "/chat/completions", key, payload, deadline, stream=True)
         return EventStream(response, key, self.settings)
 
-    def read_stream(self, payload, key, consume):
+    def read_stream(self, payload: dict, key: str, consume: Callable[["EventStream"], T]) -> T:
         """``consume(stream)`` of a streaming chat request that is wanted whole: read within
         UPSTREAM_TIMEOUT in all, as an answer asked for whole is, and retried."""
         deadline = time.monotonic() + self.timeout

@@ -165,7 +165,7 @@ def _build_tool(name):
 
 def _first_call_only(template):
     """Render only an assistant turn's first tool call (see PRESETS)."""
-    for old, new in zip(_FIRST_CALL_ONLY[::2], _FIRST_CALL_ONLY[1::2]):
+    for old, new in zip(_FIRST_CALL_ONLY[::2], _FIRST_CALL_ONLY[1::2], strict=True):
         if template.count(old) != 1:
             raise Unavailable(f"the Gemma 4 template changed: {old!r} is not there once")
         template = template.replace(old, new)

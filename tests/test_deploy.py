@@ -365,7 +365,8 @@ def test_help_explains_every_option():
     for option in ["--run", "--name", "--project", "--region", "--runtime", "--service-account", "--timeout",
                    "--concurrency", "--memory", "--cpu", "--min-instances", "--max-instances",
                    "--upstream-base-url", "--upstream-timeout", "--upstream-retries", "--max-request-bytes",
-                   "--client-body-timeout", "--max-upstream-response-bytes", "--model-aliases", "--allowed-models", "--cors-origins", "--env", "--upstream-key-secret",
+                   "--client-body-timeout", "--max-upstream-response-bytes", "--model-aliases", "--allowed-models",
+                   "--cors-origins", "--env", "--upstream-key-secret",
                    "--access-keys-secret", "--iam-only", "--public", "--i-know-its-open", "--dry-run"]:
         assert f"\n  {option} " in result.stdout or f"\n  {option}\n" in result.stdout, option
     assert "THREADS" in result.stdout

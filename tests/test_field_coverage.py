@@ -105,8 +105,10 @@ IGNORED_SAMPLES = {
         {"role": "model", "parts": [{"functionCall": {"name": "f", "args": {}}}]},
         {"role": "user", "parts": [{"functionResponse": {"name": "f", "response": {}, "scheduling": "SILENT"}}]}]},
     "ExecutableCode.id": {"contents": [{"role": "model", "parts": [{"executableCode": {"code": "1", "id": "e"}}]}]},
-    "CodeExecutionResult.id": {"contents": [{"role": "model", "parts": [{"codeExecutionResult": {"output": "1", "id": "e"}}]}]},
-    "FunctionDeclaration.response": {**BASE, "tools": [{"functionDeclarations": [{"name": "f", "response": {"type": "STRING"}}]}]},
+    "CodeExecutionResult.id": {"contents": [{"role": "model", "parts": [
+        {"codeExecutionResult": {"output": "1", "id": "e"}}]}]},
+    "FunctionDeclaration.response": {**BASE, "tools": [{"functionDeclarations": [
+        {"name": "f", "response": {"type": "STRING"}}]}]},
     "FunctionDeclaration.responseJsonSchema": {**BASE, "tools": [{"functionDeclarations": [
         {"name": "f", "responseJsonSchema": {"type": "string"}}]}]},
     "FunctionDeclaration.behavior": {**BASE, "tools": [{"functionDeclarations": [{"name": "f", "behavior": "BLOCKING"}]}]},

@@ -6,7 +6,8 @@ import http.client
 import json
 from urllib.parse import quote
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from helpers import KEY
 from strategies import VALID, json_values, mutated_bodies
@@ -35,7 +36,8 @@ def check(response, upstream, before, method="POST"):
         assert error["code"] == status and error["message"] and error["status"]
     if forwarded:
         assert status == 200, (status, body[:500])
-    elif method == "POST" and status == 200 and headers.get("Content-Type", "").startswith(("application/json", "text/event")):
+    elif (method == "POST" and status == 200
+          and headers.get("Content-Type", "").startswith(("application/json", "text/event"))):
         raise AssertionError("a success without asking the upstream")
 
 

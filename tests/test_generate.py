@@ -375,7 +375,8 @@ def test_code_execution_history_keeps_its_fence_closed(gemini, upstream):
     body = {"contents": [
         {"role": "user", "parts": [{"text": "What is 1?"}]},
         {"role": "model", "parts": [{"text": "Running:"}, {"executableCode": {"language": "PYTHON", "code": "print(1)"}},
-                                    {"codeExecutionResult": {"outcome": "OUTCOME_OK", "output": "1"}}, {"text": "It is 1."}]},
+                                    {"codeExecutionResult": {"outcome": "OUTCOME_OK", "output": "1"}},
+                                    {"text": "It is 1."}]},
         {"role": "user", "parts": [{"text": "Thanks"}]}]}
 
     gemini(PATH, body)

@@ -7,9 +7,9 @@ import requests
 from google import genai
 from google.genai import types
 
+from gemini_compat.catalogue import aliased, gemini_models
 from gemini_compat.config import ConfigError, Settings
 from gemini_compat.model_patterns import ModelRule
-from gemini_compat.catalogue import aliased, gemini_models
 from helpers import KEY, error_of, hello
 
 COLON_IDS = ["qwen2.5:7b", "ft:gpt-4o-mini:org:custom:A1b2", "meta-llama/llama-3-8b-instruct:free", "llama3:latest"]

@@ -30,7 +30,8 @@ READ = [
          "type": 6, "additionalProperties": {"type": 6, "additional_properties": {"type": 1, "example": None},
                                              "$defs": {"X": {"type": 1, "nullable": None}}}}}),
      content(generationConfig={"responseMimeType": "application/json", "responseSchema": {
-         "type": "OBJECT", "additionalProperties": {"type": "OBJECT", "additionalProperties": {"type": "STRING", "example": None},
+         "type": "OBJECT", "additionalProperties": {"type": "OBJECT",
+                                                    "additionalProperties": {"type": "STRING", "example": None},
                                                     "$defs": {"X": {"type": "STRING"}}}}})),
     ("mode and behaviour", content(toolConfig={"functionCallingConfig": {"mode": 2}},
                                    tools=[{"functionDeclarations": [{"name": "f", "behavior": 1}]}]),
@@ -179,7 +180,8 @@ _NEWER_THAN_THE_PROTO = {
 def test_integer_enums_numeric_strings_and_nulls_over_http(gemini, upstream):
     body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}], "systemInstruction": None,
             "safetySettings": [{"category": 8, "threshold": 2}],
-            "tools": [{"functionDeclarations": [{"name": "f", "parameters": {"type": 6, "properties": {"a": {"type": 1}}}}]}],
+            "tools": [{"functionDeclarations": [
+                {"name": "f", "parameters": {"type": 6, "properties": {"a": {"type": 1}}}}]}],
             "toolConfig": {"functionCallingConfig": {"mode": 3}},
             "generationConfig": {"maxOutputTokens": "64", "temperature": None, "topP": "0.25"}}
     response = gemini("/v1beta/models/qwen-turbo:generateContent", body)

@@ -465,7 +465,8 @@ def test_call_args_and_response_keys_are_never_rewritten():
     args = {"user_id": 1, "nested": {"snake_key": [1, {"deep_key": None}]}}
     contents = [{"role": "user", "parts": [{"text": "go"}]},
                 {"role": "model", "parts": [{"function_call": {"name": "f", "args": args}}]},
-                {"role": "user", "parts": [{"function_response": {"name": "f", "response": {"result_value": 2}, "will_continue": False}}]}]
+                {"role": "user", "parts": [
+                    {"function_response": {"name": "f", "response": {"result_value": 2}, "will_continue": False}}]}]
     request, _ = translate({"contents": contents})
     assert request["messages"][1]["tool_calls"][0]["function"]["arguments"] == (
         '{"user_id": 1, "nested": {"snake_key": [1, {"deep_key": null}]}}')
@@ -583,8 +584,8 @@ def test_function_declarations_become_tools():
 
 
 def test_declarations_from_several_tool_objects_are_all_sent():
-    assert [t["function"]["name"] for t in tools_of([{"functionDeclarations": [WEATHER]},
-                                                     {"functionDeclarations": [TIME]}])["tools"]] == ["get_weather", "get_time"]
+    tools = tools_of([{"functionDeclarations": [WEATHER]}, {"functionDeclarations": [TIME]}])["tools"]
+    assert [t["function"]["name"] for t in tools] == ["get_weather", "get_time"]
 
 
 TOOL_CHOICE = [
@@ -608,7 +609,8 @@ def test_function_calling_config(calling, choice, names):
 
 def test_allowed_names_must_be_declared():
     with pytest.raises(InvalidArgument) as caught:
-        tools_of([{"functionDeclarations": [WEATHER]}], {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["nope"]}})
+        tools_of([{"functionDeclarations": [WEATHER]}],
+                 {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["nope"]}})
     assert "allowedFunctionNames" in caught.value.message
 
 
@@ -710,8 +712,8 @@ def test_count_tokens_request(name, dialect, body, expected):
 def test_count_tokens_of_a_turn_whose_call_is_not_in_it():
     body = {"contents": [user(reply("read_file", {"output": "ok"}, id="x1"), "and this")]}
     request = count_tokens_request(COUNT_TOKENS.validate(body), "m")
-    assert request["messages"] == [{"role": "user", "content":
-                                    '{"functionResponse": {"name": "read_file", "response": {"output": "ok"}, "id": "x1"}}\nand this'}]
+    assert request["messages"] == [{"role": "user", "content": '{"functionResponse": {"name": "read_file", '
+                                                               '"response": {"output": "ok"}, "id": "x1"}}\nand this'}]
 
 
 @pytest.mark.parametrize("uri", ["file:///etc/passwd", "gs://bucket/cat.png", "/etc/passwd", "ftp://x/cat.png"])

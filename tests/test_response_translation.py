@@ -10,8 +10,13 @@ import pytest
 from fake_upstream import chunk, completion, tool_call, usage
 from gemini_compat.errors import GeminiError, UpstreamError
 from gemini_compat.response_options import ResponseOptions
-from gemini_compat.response_translation import (StreamTranslator, gemini_response, merged_response, parse_arguments,
-                                                 usage_metadata)
+from gemini_compat.response_translation import (
+    StreamTranslator,
+    gemini_response,
+    merged_response,
+    parse_arguments,
+    usage_metadata,
+)
 from gemini_compat.thought_signature import decode as decode_signature
 from strategies import container_at, locations
 
@@ -60,7 +65,8 @@ def test_content_given_as_a_list_of_parts():
                                "cachedContentTokenCount": 8}),
     ({"prompt_tokens": 3, "completion_tokens": 4, "prompt_cache_hit_tokens": 2},
      {"promptTokenCount": 3, "candidatesTokenCount": 4, "totalTokenCount": 7, "cachedContentTokenCount": 2}),
-    ({"prompt_tokens": "x", "completion_tokens": None}, {"promptTokenCount": 0, "candidatesTokenCount": 0, "totalTokenCount": 0}),
+    ({"prompt_tokens": "x", "completion_tokens": None},
+     {"promptTokenCount": 0, "candidatesTokenCount": 0, "totalTokenCount": 0}),
     (None, None),
 ])
 def test_usage(usage_in, expected):
@@ -86,7 +92,8 @@ def test_reasoning_becomes_thought_parts_when_asked(field):
 def test_reasoning_details_from_openrouter():
     answer = completion("42", reasoning_details=[{"type": "reasoning.text", "text": "Step 1."},
                                                  {"type": "reasoning.encrypted", "data": "xx"}])
-    assert gemini_response(answer, THOUGHTFUL)["candidates"][0]["content"]["parts"][0] == {"text": "Step 1.", "thought": True}
+    parts = gemini_response(answer, THOUGHTFUL)["candidates"][0]["content"]["parts"]
+    assert parts[0] == {"text": "Step 1.", "thought": True}
 
 
 def test_tool_calls_become_function_call_parts_after_the_text():
@@ -228,7 +235,8 @@ MALFORMED_ANSWERS = {
                                      "has tool call arguments nested too deeply to parse"),
     "usage details": (completion(usage_={"completion_tokens_details": [1]}),
                       "usage.completion_tokens_details is not a JSON object"),
-    "usage prompt details": (completion(usage_={"prompt_tokens_details": "x"}), "usage.prompt_tokens_details is not a JSON object"),
+    "usage prompt details": (completion(usage_={"prompt_tokens_details": "x"}),
+                             "usage.prompt_tokens_details is not a JSON object"),
     "logprobs content": (_choice(logprobs={"content": "abc"}), "choices[].logprobs.content is not a list"),
     "logprobs token": (_choice(logprobs={"content": [None]}), "choices[].logprobs.content[] is not a JSON object"),
     "logprob": (_choice(logprobs={"content": [{"token": "a", "logprob": "-1"}]}),
@@ -248,7 +256,8 @@ MALFORMED_CHUNKS = {
                      "choices[].delta.tool_calls[].id is not a string"),
     "tool call index": (chunk({"tool_calls": [{"index": {"i": 0}, "function": {"name": "f"}}]}),
                         "choices[].delta.tool_calls[].index is not an integer"),
-    "usage": (chunk({"content": "a"}, usage_={"prompt_tokens_details": [1]}), "usage.prompt_tokens_details is not a JSON object"),
+    "usage": (chunk({"content": "a"}, usage_={"prompt_tokens_details": [1]}),
+              "usage.prompt_tokens_details is not a JSON object"),
     "finish_reason": (chunk({}, finish=1), "choices[].finish_reason is not a string"),
 }
 
@@ -294,10 +303,10 @@ def _every_odd_field(value):
             yield f"{[*path, key]} = {odd!r}", changed
 
 
-def _crash(translate):
-    """What ``translate()`` raised, unless it was the upstream's error."""
+def _crash(translate, *args):
+    """What ``translate(*args)`` raised, unless it was the upstream's error."""
     try:
-        translate()
+        translate(*args)
     except UpstreamError:
         pass
     except Exception as error:  # noqa: BLE001 - named in the failure
@@ -310,9 +319,9 @@ def _crash(translate):
 def test_any_field_of_any_type_translates_or_is_the_upstream_s_error(options):
     # Anything else raised would be a 500 that blames us (and logs a traceback) for the upstream's answer.
     crashes = [f"answer {name}: {crash}" for name, answer in _every_odd_field(FULL_COMPLETION)
-               if (crash := _crash(lambda: gemini_response(answer, options)))]
+               if (crash := _crash(gemini_response, answer, options))]
     crashes += [f"chunk {name}, done={done}: {crash}" for name, odd in _every_odd_field(FULL_CHUNK) for done in (True, False)
-                if (crash := _crash(lambda: run([chunk({"content": "a"}), odd, chunk({}, finish="stop")], options, done)))]
+                if (crash := _crash(run, [chunk({"content": "a"}), odd, chunk({}, finish="stop")], options, done))]
     assert not crashes, "\n".join(crashes)
 
 
@@ -373,7 +382,8 @@ def test_usage_inside_the_choice_moonshot():
 
 
 def test_duplicate_finish_chunks_answer_once():
-    out = run([chunk({"content": "x"}), chunk({"content": ""}, finish="tool_calls"), chunk({"content": ""}, finish="tool_calls")])
+    out = run([chunk({"content": "x"}), chunk({"content": ""}, finish="tool_calls"),
+               chunk({"content": ""}, finish="tool_calls")])
     assert sum("finishReason" in c["candidates"][0] for c in out) == 1
 
 
@@ -680,7 +690,8 @@ def test_both_the_reasoning_field_and_the_tags_give_the_thoughts_once_streamed(o
 
 
 def test_a_streamed_enum_answer_after_a_think_block_is_unwrapped():
-    out = run(stream_of(["<think>h", 'mm</think>\n{"val', 'ue": "pos"}']), options=ResponseOptions(model="m", enum_answer=True))
+    out = run(stream_of(["<think>h", 'mm</think>\n{"val', 'ue": "pos"}']),
+              options=ResponseOptions(model="m", enum_answer=True))
     assert texts(out) == ["pos"]
 
 

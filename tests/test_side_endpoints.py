@@ -8,9 +8,9 @@ from google import genai
 from google.genai import errors, types
 
 from fake_upstream import Json, completion, usage
+from gemini_compat.catalogue import gemini_model
 from gemini_compat.embeddings import embedding_vectors
 from gemini_compat.errors import UpstreamError
-from gemini_compat.catalogue import gemini_model
 from helpers import KEY, error_of
 
 MANY = [{"id": f"model-{n}", "object": "model", "owned_by": "nexusflow"} for n in range(7)]
@@ -174,7 +174,8 @@ def test_count_tokens_without_usage_from_the_upstream(function, upstream):
 
 def test_embed_content_through_the_sdk_is_a_batch(client, upstream):
     result = client.models.embed_content(model="text-embedding-v3", contents=["alpha", "beta"],
-                                         config=types.EmbedContentConfig(output_dimensionality=3, task_type="RETRIEVAL_DOCUMENT"))
+                                         config=types.EmbedContentConfig(output_dimensionality=3,
+                                                                         task_type="RETRIEVAL_DOCUMENT"))
     assert [len(e.values) for e in result.embeddings] == [3, 3]
     [call] = [r for r in upstream.requests if r["path"].endswith("/embeddings")]
     assert call["json"] == {"model": "text-embedding-v3", "input": ["alpha", "beta"], "dimensions": 3}

@@ -4,7 +4,6 @@ import pytest
 
 from gemini_compat.sse import read_events
 
-
 LIMIT = 1024 * 1024
 
 

@@ -59,7 +59,8 @@ def test_framing(name, sse, capsys):
     assert list(source.started(sse)) == (sse_pieces if sse else array_pieces)
     assert (source.closed, source.ended) == (1, [ended])
     logged = capsys.readouterr().out
-    assert ('"severity":"ERROR"' in logged and "Traceback" in logged and "KeyError" in logged) == (name == "a bug of ours after a chunk")
+    traceback_logged = '"severity":"ERROR"' in logged and "Traceback" in logged and "KeyError" in logged
+    assert traceback_logged == (name == "a bug of ours after a chunk")
 
 
 @pytest.mark.parametrize("sse", [True, False], ids=["sse", "json-array"])

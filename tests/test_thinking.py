@@ -5,10 +5,10 @@ import requests
 from google import genai
 from google.genai import types
 
+from fake_upstream import Json, Stream, chunk, text_stream, usage
 from gemini_compat.config import ConfigError, Settings
 from gemini_compat.errors import InvalidArgument
 from gemini_compat.thinking import DIALECTS, dialect_for, thinking_parameters
-from fake_upstream import Json, Stream, chunk, text_stream, usage
 from helpers import KEY, hello, sse_chunks
 
 OFF, AUTO = {"thinkingBudget": 0}, {"thinkingBudget": -1}
@@ -210,7 +210,8 @@ def test_count_tokens_on_a_thinking_dashscope_model_asks_without_thinking(gemini
 
 
 def test_a_refusal_while_assembling_is_the_upstreams_error(function, upstream):
-    upstream.reply(Json({"error": {"message": "Model overloaded"}}, status=429), Json({"error": {"message": "no"}}, status=400))
+    upstream.reply(Json({"error": {"message": "Model overloaded"}}, status=429),
+                   Json({"error": {"message": "no"}}, status=400))
     response = requests.post(f"{function.url}/v1beta/models/qwq-32b:generateContent", json=hello(),
                              headers={"x-goog-api-key": KEY}, timeout=30)
     assert (response.status_code, response.json()["error"]["message"]) == (400, "no")  # the 429 was retried

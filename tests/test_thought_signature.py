@@ -12,7 +12,14 @@ import zlib
 import pytest
 
 from gemini_compat.thought_signature import (
-    EXPANSION, HEADER, MAX_REASONING_BYTES, MAX_SIGNATURE_BYTES, MAX_SIGNATURE_CHARS, decode, encode)
+    EXPANSION,
+    HEADER,
+    MAX_REASONING_BYTES,
+    MAX_SIGNATURE_BYTES,
+    MAX_SIGNATURE_CHARS,
+    decode,
+    encode,
+)
 
 
 def signature_of(payload):

@@ -53,8 +53,9 @@ def test_two_parallel_calls_and_their_results_round_trip(client, upstream):
     assert first.text == "Checking both."
 
     results = types.Content(role="user", parts=[
-        types.Part.from_function_response(name=c.name, response={"temp": t}) for c, t in zip(first.function_calls, (18, 3))])
-    for part, call in zip(results.parts, first.function_calls):
+        types.Part.from_function_response(name=c.name, response={"temp": t})
+        for c, t in zip(first.function_calls, (18, 3), strict=True)])
+    for part, call in zip(results.parts, first.function_calls, strict=True):
         part.function_response.id = call.id
     history = [types.Content(role="user", parts=[types.Part(text="Paris and Oslo?")]), first.candidates[0].content, results]
     second = client.models.generate_content(model="qwen-turbo", contents=history, config=config)
@@ -107,7 +108,8 @@ def test_automatic_function_calling_with_a_python_function(client, upstream):
         seen.append(city)
         return {"temp_c": 21}
 
-    upstream.reply(Json(completion(None, finish="tool_calls", tool_calls=[tool_call("get_weather", {"city": "Rome"}, "c9")])),
+    upstream.reply(Json(completion(None, finish="tool_calls",
+                                   tool_calls=[tool_call("get_weather", {"city": "Rome"}, "c9")])),
                    Json(completion("It is 21 °C in Rome.")))
     response = client.models.generate_content(model="qwen-turbo", contents="Weather in Rome?",
                                               config=types.GenerateContentConfig(tools=[get_weather]))
@@ -125,8 +127,9 @@ def test_chat_with_automatic_function_calling_streamed(client, upstream):
         return {"temp_c": 5}
 
     upstream.reply(
-        Stream([chunk({"role": "assistant", "tool_calls": [{"index": 0, "id": "s1", "type": "function",
-                                                            "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}]}),
+        Stream([chunk({"role": "assistant", "tool_calls": [{
+                    "index": 0, "id": "s1", "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}]}),
                 chunk({}, finish="tool_calls"), chunk(choices=[], usage_=usage()), "[DONE]"]),
         Stream([chunk({"content": "Cold: "}), chunk({"content": "5 °C."}), chunk({}, finish="stop"),
                 chunk(choices=[], usage_=usage()), "[DONE]"]))
@@ -187,7 +190,8 @@ def test_thoughts_with_include_thoughts(client, upstream):
                                    usage_=usage(10, 30, reasoning=20))))
     response = client.models.generate_content(
         model="qwen-turbo", contents="6*7?",
-        config=types.GenerateContentConfig(thinking_config=types.ThinkingConfig(include_thoughts=True, thinking_budget=2048)))
+        config=types.GenerateContentConfig(
+            thinking_config=types.ThinkingConfig(include_thoughts=True, thinking_budget=2048)))
     parts = response.candidates[0].content.parts
     assert (parts[0].thought, parts[0].text) == (True, "Six times seven.")
     assert response.text == "42"
@@ -212,15 +216,18 @@ def deepseek_thinking(body):
     if messages[-1]["role"] == "tool":
         reasoning, content, calls, finish = "The tool says 21 °C.", "It is 21 °C in Rome.", None, "stop"
     else:
-        reasoning, content, calls, finish = DEEPSEEK_REASONING, "", [tool_call("get_weather", {"city": "Rome"}, "call_0")], "tool_calls"
+        calls = [tool_call("get_weather", {"city": "Rome"}, "call_0")]
+        reasoning, content, finish = DEEPSEEK_REASONING, "", "tool_calls"
     if not body.get("stream"):
         return Json(completion(content, finish=finish, tool_calls=calls, model="deepseek-reasoner",
                                reasoning_content=reasoning, usage_=usage(10, 30, reasoning=20)))
     items = [chunk({"role": "assistant", "content": None, "reasoning_content": ""}, model="deepseek-reasoner")]
-    items += [chunk({"reasoning_content": reasoning[i:i + 9]}, model="deepseek-reasoner") for i in range(0, len(reasoning), 9)]
+    items += [chunk({"reasoning_content": reasoning[i:i + 9]}, model="deepseek-reasoner")
+              for i in range(0, len(reasoning), 9)]
     if calls:
         items.append(chunk({"tool_calls": [{"index": 0, **calls[0], "function": {"name": "get_weather", "arguments": ""}}]}))
-        items += [chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}) for piece in ('{"city"', ': "Rome"}')]
+        items += [chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
+                  for piece in ('{"city"', ': "Rome"}')]
     else:
         items.append(chunk({"content": content}, model="deepseek-reasoner"))
     items += [chunk({}, finish=finish), chunk(choices=[], usage_=usage(10, 30, reasoning=20)), "[DONE]"]

@@ -423,7 +423,8 @@ def test_an_answer_of_an_odd_shape_is_a_500_that_blames_the_upstream_not_a_crash
 
 @pytest.mark.parametrize("odd,message", [
     ({"choices": [{"index": 0, "delta": "oops"}]}, "The upstream answer's choices[].delta is not a JSON object."),
-    ({"choices": [{"index": {"a": 1}, "delta": {"content": "x"}}]}, "The upstream answer's choices[].index is not an integer."),
+    ({"choices": [{"index": {"a": 1}, "delta": {"content": "x"}}]},
+     "The upstream answer's choices[].index is not an integer."),
     ({"choices": [{"index": 0, "delta": {"tool_calls": [{"function": "f"}]}}]},
      "The upstream answer's choices[].delta.tool_calls[].function is not a JSON object.")])
 def test_an_odd_chunk_after_output_ends_the_stream_with_an_error_event(no_retry, upstream, odd, message):
