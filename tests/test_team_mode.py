@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import time
 
 import pytest
 import requests
@@ -78,7 +79,18 @@ def named_team(serve):
 
 
 def log_lines(server):
-    return [json.loads(line) for line in server.logs().splitlines() if line.startswith("{")]
+    """The complete JSON log lines so far."""
+    text = server.logs()
+    return [json.loads(line) for line in text[:text.rfind("\n") + 1].splitlines() if line.startswith("{")]
+
+
+def new_log_line(server, before):
+    """The one log line after the first ``before``, waiting for it: it is written after the answer."""
+    deadline = time.monotonic() + 5
+    while len(lines := log_lines(server)) <= before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    [line] = lines[before:]
+    return line
 
 
 @pytest.mark.parametrize("key, caller", [
@@ -92,7 +104,7 @@ def test_each_request_logs_its_caller_never_the_key_or_its_digest(named_team, up
                                       "finish_reason": "stop"}],
                          "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}}))
     assert post(named_team, headers={"x-goog-api-key": key}).status_code == 200
-    [line] = log_lines(named_team)[before:]
+    line = new_log_line(named_team, before)
     assert line["caller"] == caller and line["usage"]["totalTokenCount"] == 4
     logs = named_team.logs()
     for secret in (key, hashlib.sha256(key.encode()).hexdigest(), UPSTREAM_KEY):
@@ -102,7 +114,7 @@ def test_each_request_logs_its_caller_never_the_key_or_its_digest(named_team, up
 def test_a_refused_key_logs_no_caller(named_team, upstream):
     before = len(log_lines(named_team))
     assert post(named_team, headers={"x-goog-api-key": "not-a-member"}).status_code == 400
-    [line] = log_lines(named_team)[before:]
+    line = new_log_line(named_team, before)
     assert "caller" not in line and "not-a-member" not in named_team.logs()
 
 
@@ -110,7 +122,7 @@ def test_pass_through_logs_the_keys_fingerprint(serve, upstream):
     server = serve()
     before = len(log_lines(server))
     assert post(server, headers={"x-goog-api-key": "sk-someones-own-key"}).status_code == 200
-    [line] = log_lines(server)[before:]
+    line = new_log_line(server, before)
     assert line["caller"] == hashlib.sha256(b"sk-someones-own-key").hexdigest()[:8]
     assert "sk-someones-own-key" not in server.logs()
 
