@@ -23,15 +23,25 @@ def dumps(value):
     >>> dumps({"text": "a\u2028b"})
     b'{"text":"a\\u2028b"}'
     """
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    if not text.isascii():
-        for char, escaped in _LINE_BREAKS.items():
-            if char in text:
-                text = text.replace(char, escaped)
+    text = one_line(json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False))
     try:
         return text.encode()
     except UnicodeEncodeError:  # a lone surrogate (an upstream's "\ud800"): keep it escaped
         return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+
+
+def one_line(text):
+    r"""JSON text with the line breaks JSON leaves raw escaped: one line for every reader
+    (str.splitlines and JavaScript split on them too).
+
+    >>> one_line('{"path":"/a b"}')
+    '{"path":"/a\u2028b"}'
+    """
+    if not text.isascii():
+        for char, escaped in _LINE_BREAKS.items():
+            if char in text:
+                text = text.replace(char, escaped)
+    return text
 
 
 def _refuse_constant(name):

@@ -10,6 +10,7 @@ import time
 import traceback
 
 from .errors import GeminiError
+from .json_wire import one_line
 
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
 _CLOUD_TRACE = re.compile(r"^([0-9a-fA-F]{32})(?:/([0-9]{1,20}))?")
@@ -91,7 +92,7 @@ def emit(record):
     """Write ``record`` as one JSON line. Never raises and never drops the line: a string the output
     cannot encode (a lone surrogate an upstream sent) is written escaped, a value JSON does not know
     as its repr()."""
-    line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=repr)
+    line = one_line(json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=repr))
     try:
         line.encode(sys.stdout.encoding or "utf-8")
     except UnicodeEncodeError:

@@ -567,6 +567,8 @@ def test_the_log_writer_never_raises_nor_loses_a_line(function, upstream):
     assert all(isinstance(s, int) and s < 500 for s in statuses.values()), (statuses, context)
     assert broken == [], f"log lines that are not JSON (interleaved or cut): {broken[:3]}{context}"
     assert "Traceback" not in function.logs(), context
+    # one line for every reader: str.splitlines and JavaScript also break lines at these
+    assert not {"\u2028", "\u2029", "\x85"} & set(function.logs()), context
     missing = [i for i in ids if logged.get(i) != 1]
     counts = [(m, logged.get(m)) for m in missing][:10]
     assert missing == [], f"requests without exactly one log line: {counts}{context}"
