@@ -2,13 +2,12 @@
 
 import os
 
+from _common import MODEL, PROMPTS, Weather, get_weather, run
 from google.adk.agents import Agent
 from google.adk.agents.run_config import RunConfig, StreamingMode
 from google.adk.models import Gemini
 from google.adk.runners import InMemoryRunner
 from google.genai import types
-
-from _common import MODEL, PROMPTS, Weather, get_weather, run
 
 
 async def _run_agent(url, key, prompt, run_config=None, **agent_args):

@@ -1,9 +1,8 @@
 """LangChain: ChatGoogleGenerativeAI(base_url=URL), and tools through create_agent's loop."""
 
+from _common import MODEL, PROMPTS, Weather, get_weather, run
 from langchain.agents import create_agent
 from langchain_google_genai import ChatGoogleGenerativeAI
-
-from _common import MODEL, PROMPTS, Weather, get_weather, run
 
 
 def _chat(url, key):

@@ -1,13 +1,12 @@
 """LlamaIndex: the GoogleGenAI LLM with http_options=HttpOptions(base_url=URL), and a FunctionAgent."""
 
+from _common import MODEL, PROMPTS, Weather, get_weather, run
 from google.genai.types import HttpOptions
 from llama_index.core.agent.workflow import FunctionAgent
 from llama_index.core.llms import ChatMessage
 from llama_index.core.prompts import PromptTemplate
 from llama_index.core.tools import FunctionTool
 from llama_index.llms.google_genai import GoogleGenAI
-
-from _common import MODEL, PROMPTS, Weather, get_weather, run
 
 
 def _llm(url, key):

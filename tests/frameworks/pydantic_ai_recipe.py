@@ -1,10 +1,9 @@
 """pydantic-ai: an Agent on GoogleModel with GoogleProvider(base_url=URL)."""
 
+from _common import MODEL, PROMPTS, Weather, get_weather, run
 from pydantic_ai import Agent, NativeOutput
 from pydantic_ai.models.google import GoogleModel
 from pydantic_ai.providers.google import GoogleProvider
-
-from _common import MODEL, PROMPTS, Weather, get_weather, run
 
 
 def _model(url, key):
