@@ -108,6 +108,7 @@ class FakeUpstream:
         self.script = collections.deque()
         self.disconnects = []  # monotonic times at which a client closed a stream early
         self.models = [{"id": "qwen-turbo", "object": "model", "created": 1767000000, "owned_by": "nexusflow"}]
+        self.responder = None  # body -> reply, for chat completions once the script is empty (a whole conversation)
         self.lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"upstream": self})
         self.server = _Server(("127.0.0.1", 0), handler)
@@ -125,6 +126,7 @@ class FakeUpstream:
 
     def reset(self):
         self.script.clear()
+        self.responder = None
         del self.requests[:]
         del self.disconnects[:]
 
@@ -175,6 +177,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             scripted = self.upstream.script.popleft() if self.upstream.script else None
         if self.path.endswith("/embeddings") and scripted is None:
             scripted = Json(_default_embeddings(body))
+        if scripted is None and self.upstream.responder is not None:
+            scripted = self.upstream.responder(body)
         if scripted is None:
             scripted = _default_reply(body)
         if callable(scripted) and not isinstance(scripted, (Json, Raw, Stream, Hangup)):

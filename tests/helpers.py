@@ -4,6 +4,17 @@ import json
 import os
 
 KEY = "test-key-123"
+# Variables that would point a Google client somewhere else (Vertex, another key, base URL or
+# version), or send a framework's traces out (LangSmith).
+_CLIENT_ENV = ("GOOGLE_GENAI_", "GOOGLE_GEMINI_", "GOOGLE_VERTEX_", "GOOGLE_CLOUD_", "GOOGLE_API_KEY",
+               "GEMINI_API_KEY", "GOOGLE_APPLICATION_CREDENTIALS", "LANGCHAIN_", "LANGSMITH_")
+
+
+def client_env(**extra):
+    """The environment for a client run as a subprocess: this one without _CLIENT_ENV, plus extra."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_CLIENT_ENV)}
+    env.update(extra)
+    return env
 
 
 def hello(text="Hello"):

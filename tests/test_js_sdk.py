@@ -4,7 +4,6 @@ tests/clients/genai.mjs, which prints the SDK's results (and the URLs it fetched
 Needs ``npm ci --prefix tests/clients``; the module is skipped without tests/clients/node_modules."""
 
 import json
-import os
 import pathlib
 import shutil
 import subprocess
@@ -13,7 +12,7 @@ import urllib.parse
 import pytest
 
 from fake_upstream import Json, Stream, completion, text_stream, tool_call, usage
-from helpers import KEY
+from helpers import KEY, client_env
 
 CLIENTS = pathlib.Path(__file__).resolve().parent / "clients"
 MODEL = "qwen-turbo"
@@ -22,15 +21,10 @@ if not (CLIENTS / "node_modules" / "@google" / "genai").is_dir() or shutil.which
     pytest.skip("the JS SDK is not installed: run `npm ci --prefix tests/clients` (needs node)",
                 allow_module_level=True)
 
-# Variables that would point @google/genai somewhere else (Vertex, another key, base URL or version).
-_CLIENT_ENV = ("GOOGLE_GENAI_", "GOOGLE_GEMINI_", "GOOGLE_VERTEX_", "GOOGLE_CLOUD_", "GOOGLE_API_KEY",
-               "GEMINI_API_KEY", "GOOGLE_APPLICATION_CREDENTIALS")
-
 
 def run_sdk(server, operation, timeout=60, **args):
     """Runs one SDK operation; returns the script's JSON ({"result", "error", "requests"})."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_CLIENT_ENV)}
-    env.update(GENAI_BASE_URL=server.url, GENAI_API_KEY=KEY, NO_COLOR="1")
+    env = client_env(GENAI_BASE_URL=server.url, GENAI_API_KEY=KEY, NO_COLOR="1")
     done = subprocess.run(["node", str(CLIENTS / "genai.mjs"), operation, json.dumps(args)], cwd=CLIENTS, env=env,
                           capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, f"node exited {done.returncode}:\n{done.stderr}\n{done.stdout}"
