@@ -1,7 +1,10 @@
 """Fixtures: the loopback upstream, and the function served the way it is deployed
-(``functions-framework --target=gemini``, gunicorn), in a subprocess per configuration."""
+(``functions-framework --target=gemini``, gunicorn), in a subprocess per configuration, or the same
+app called in this process through Flask's test client, for the tests that need no real socket."""
 
 import contextlib
+import io
+import json
 import os
 import pathlib
 import socket
@@ -10,11 +13,12 @@ import sys
 import tempfile
 import time
 
+import functions_framework
 import pytest
 import requests
 
 from fake_upstream import FakeUpstream
-from helpers import KEY
+from helpers import KEY, Answer
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
@@ -68,6 +72,56 @@ class FunctionServer:
         os.unlink(self.log.name)
 
 
+class InProcessFunction:
+    """The app ``functions-framework --target=gemini`` serves (its own ``create_app``), called in this
+    process through Flask's test client: no socket, no gunicorn. main.py reads its configuration when
+    create_app executes it (a fresh module each time), so each configuration is its own app, created
+    with its environment applied. What the function writes (its log lines, a traceback) is kept."""
+
+    def __init__(self, env):
+        self.output = io.StringIO()
+        saved = dict(os.environ)
+        for name in ("UPSTREAM_API_KEY", "ACCESS_KEYS"):  # as for the subprocess: only what ``env`` says
+            os.environ.pop(name, None)
+        os.environ.update(env)
+        try:
+            with self._captured():
+                self.client = functions_framework.create_app(target="gemini", source=str(REPO / "main.py")).test_client()
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+    @contextlib.contextmanager
+    def _captured(self):
+        with contextlib.redirect_stdout(self.output), contextlib.redirect_stderr(self.output):
+            yield
+
+    def request(self, method, path, body=None, key=KEY, headers=None, params=None):
+        """Like the ``gemini`` helper: a dict ``body`` is sent as JSON (as requests sends it), bytes
+        or str as they are; the answer is read whole (a stream too: its log line is then written)."""
+        # a header sent as bytes reaches a WSGI app decoded as latin-1 (PEP 3333), as the server hands it over
+        headers = {name: value.decode("latin-1") if isinstance(value, bytes) else value
+                   for name, value in (headers or {}).items()}
+        if key is not None:
+            headers.setdefault("x-goog-api-key", key)
+        if body is not None and not isinstance(body, (bytes, str)):
+            body = json.dumps(body, allow_nan=False)
+            headers.setdefault("Content-Type", "application/json")
+        with self._captured():
+            response = self.client.open(path, method=method, data=body, headers=headers, query_string=params,
+                                        buffered=True)
+        return Answer(response.status_code, response.headers, response.get_data())
+
+    def post(self, path, body=None, **kwargs):
+        return self.request("POST", path, body, **kwargs)
+
+    def get(self, path, **kwargs):
+        return self.request("GET", path, **kwargs)
+
+    def logs(self):
+        return self.output.getvalue()
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     """A failing test shows the logs of the servers it used (the function's, llama-server's)."""
@@ -103,21 +157,45 @@ def upstream(upstream_server):
     upstream_server.reset()
 
 
+def _one_per_configuration(make, upstream_server):
+    """(get, made): get(**env) -> make(env) for that configuration, made once per distinct env."""
+    made = {}
+
+    def get(**env):
+        env.setdefault("UPSTREAM_BASE_URL", upstream_server.base_url)
+        key = tuple(sorted(env.items()))
+        if key not in made:
+            made[key] = make(env)
+        return made[key]
+
+    return get, made
+
+
 @pytest.fixture(scope="session")
 def serve(upstream_server):
     """serve(**env) -> a FunctionServer with that configuration (one process per distinct env)."""
-    servers = {}
-
-    def start(**env):
-        env.setdefault("UPSTREAM_BASE_URL", upstream_server.base_url)
-        key = tuple(sorted(env.items()))
-        if key not in servers:
-            servers[key] = FunctionServer(env)
-        return servers[key]
-
+    start, servers = _one_per_configuration(FunctionServer, upstream_server)
     yield start
     for server in servers.values():
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def in_process(upstream_server):
+    """in_process(**env) -> an InProcessFunction with that configuration (one app per distinct env)."""
+    return _one_per_configuration(InProcessFunction, upstream_server)[0]
+
+
+@pytest.fixture(scope="session")
+def app(in_process):
+    """The function in process with the default configuration (pass-through keys)."""
+    return in_process()
+
+
+@pytest.fixture
+def post(app, upstream):
+    """The ``gemini`` helper in process: post(path, body, key=KEY, headers=None) -> helpers.Answer."""
+    return app.post
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,23 @@ def client_env(**extra):
     return env
 
 
+class Answer:
+    """An HTTP answer read whole, with the bits of a requests.Response the tests use: from
+    http.client (paths sent byte for byte) or from the in-process function's test client."""
+
+    def __init__(self, status_code, headers, content):
+        self.status_code = status_code
+        self.headers = headers  # case-insensitive either way
+        self.content = content
+
+    @property
+    def text(self):
+        return self.content.decode("utf-8", errors="replace")
+
+    def json(self):
+        return json.loads(self.content)
+
+
 def hello(text="Hello"):
     return {"contents": [{"role": "user", "parts": [{"text": text}]}]}
 

@@ -1,7 +1,8 @@
-"""The caller's API key over real HTTP: where it is taken from (x-goog-api-key, ?key=, ?$key=,
-Authorization: Bearer, in that order of precedence), how it reaches the upstream (always as
-``Authorization: Bearer <key>``), what is refused before any upstream call, and that it never shows
-up in the function's logs."""
+"""The caller's API key: where it is taken from (x-goog-api-key, ?key=, ?$key=, Authorization: Bearer,
+in that order of precedence), how it reaches the upstream (always as ``Authorization: Bearer <key>``),
+what is refused before any upstream call, and that it never shows up in the function's logs. In
+process (functions-framework's app through its test client), but for header bytes only a real
+client sends (over the wire, to the served function)."""
 
 import http.client
 import json
@@ -9,7 +10,6 @@ import uuid
 from urllib.parse import quote
 
 import pytest
-import requests
 
 from fake_upstream import Json, Raw, Stream, chunk
 from helpers import KEY, error_of, hello
@@ -52,8 +52,8 @@ def join_query(path, query):
     pytest.param("", {"x-goog-api-key": "sk-air-._~+/Zz09=="}, "sk-air-._~+/Zz09==", id="header-b64token"),
     pytest.param("key=" + "k" * 4096, {}, "k" * 4096, id="query-key-4096-chars"),
 ])
-def test_key_reaches_upstream_as_bearer(gemini, upstream, path, query, headers, expected):
-    response = gemini(join_query(path, query), hello(), key=None, headers=headers)
+def test_key_reaches_upstream_as_bearer(post, upstream, path, query, headers, expected):
+    response = post(join_query(path, query), hello(), key=None, headers=headers)
     assert response.status_code == 200, response.text
     assert "Hello" in response.text  # the echo (streamed word by word)
     assert upstream_authorization(upstream) == f"Bearer {expected}"
@@ -74,19 +74,19 @@ def test_key_reaches_upstream_as_bearer(gemini, upstream, path, query, headers, 
     pytest.param("key=a%0Db", {"x-goog-api-key": KEY}, KEY, id="header-wins-over-bad-query"),
     pytest.param("", {"x-goog-api-key": KEY, "Authorization": "Bearer \u00e9"}, KEY, id="header-wins-over-bad-bearer"),
 ])
-def test_key_precedence(gemini, upstream, query, headers, expected):
-    response = gemini(join_query(GENERATE, query), hello(), key=None, headers=headers)
+def test_key_precedence(post, upstream, query, headers, expected):
+    response = post(join_query(GENERATE, query), hello(), key=None, headers=headers)
     assert response.status_code == 200, response.text
     assert upstream_authorization(upstream) == f"Bearer {expected}"
 
 
-def test_query_key_beats_a_bad_bearer_and_a_bad_query_key_beats_a_good_bearer(gemini, upstream):
-    response = gemini(join_query(GENERATE, f"key={KEY}"), hello(), key=None,
+def test_query_key_beats_a_bad_bearer_and_a_bad_query_key_beats_a_good_bearer(post, upstream):
+    response = post(join_query(GENERATE, f"key={KEY}"), hello(), key=None,
                       headers={"Authorization": "Bearer \u00e9"})
     assert response.status_code == 200, response.text
     assert upstream_authorization(upstream) == f"Bearer {KEY}"
     upstream.reset()
-    response = gemini(join_query(GENERATE, "key=a%0Ab"), hello(), key=None,
+    response = post(join_query(GENERATE, "key=a%0Ab"), hello(), key=None,
                       headers={"Authorization": f"Bearer {KEY}"})
     error = error_of(response)
     assert response.status_code == 400 and error["status"] == "INVALID_ARGUMENT"
@@ -109,8 +109,8 @@ def test_query_key_beats_a_bad_bearer_and_a_bad_query_key_beats_a_good_bearer(ge
     pytest.param("", {"Authorization": KEY}, id="no-scheme"),
     pytest.param("api_key=" + KEY, {"api-key": KEY, "x-api-key": KEY}, id="other-names-are-not-keys"),
 ])
-def test_missing_key_is_403_and_nothing_goes_upstream(gemini, upstream, path, query, headers):
-    response = gemini(join_query(path, query), hello(), key=None, headers=headers)
+def test_missing_key_is_403_and_nothing_goes_upstream(post, upstream, path, query, headers):
+    response = post(join_query(path, query), hello(), key=None, headers=headers)
     error = error_of(response)
     assert response.status_code == 403
     assert error["status"] == "PERMISSION_DENIED"
@@ -135,8 +135,8 @@ def test_whitespace_only_header_is_a_missing_key(function, upstream, value):
     assert upstream.requests == []
 
 
-def test_missing_key_is_reported_before_the_body_is_looked_at(gemini, upstream):
-    response = gemini(GENERATE, b"{not json", key=None)
+def test_missing_key_is_reported_before_the_body_is_looked_at(post, upstream):
+    response = post(GENERATE, b"{not json", key=None)
     error = error_of(response)
     assert response.status_code == 403 and error["status"] == "PERMISSION_DENIED"
     assert upstream.requests == []
@@ -164,8 +164,8 @@ def test_missing_key_is_reported_before_the_body_is_looked_at(gemini, upstream):
     pytest.param("", {"Authorization": "Bearer a b"}, id="bearer-inner-space"),
     pytest.param("", {"Authorization": "Bearer \u00e9"}, id="bearer-non-ascii"),
 ])
-def test_malformed_key_is_400_not_500_and_nothing_goes_upstream(gemini, upstream, path, query, headers):
-    response = gemini(join_query(path, query), hello(), key=None, headers=headers)
+def test_malformed_key_is_400_not_500_and_nothing_goes_upstream(post, upstream, path, query, headers):
+    response = post(join_query(path, query), hello(), key=None, headers=headers)
     error = error_of(response)
     assert response.status_code == 400
     assert error["status"] == "INVALID_ARGUMENT"
@@ -188,36 +188,36 @@ def assert_not_logged(server, *secrets):
         assert secret not in logs, f"the key was logged:\n{logs[-2000:]}"
 
 
-def canary_requests(gemini, canary, path=GENERATE, body=None):
+def canary_requests(post, canary, path=GENERATE, body=None):
     """The same request with the key in each place a client may put it."""
     body = hello() if body is None else body
     return [
-        gemini(join_query(path, f"key={canary}"), body, key=None),
-        gemini(path, body, key=canary),
-        gemini(path, body, key=None, headers={"Authorization": f"Bearer {canary}"}),
+        post(join_query(path, f"key={canary}"), body, key=None),
+        post(path, body, key=canary),
+        post(path, body, key=None, headers={"Authorization": f"Bearer {canary}"}),
     ]
 
 
-def test_key_not_logged_on_success(function, gemini, upstream, canary):
-    for response in canary_requests(gemini, canary) + canary_requests(gemini, canary, STREAM):
+def test_key_not_logged_on_success(app, post, upstream, canary):
+    for response in canary_requests(post, canary) + canary_requests(post, canary, STREAM):
         assert response.status_code == 200, response.text
     assert len(upstream.chat_requests) == 6
     assert {r["headers"]["Authorization"] for r in upstream.chat_requests} == {f"Bearer {canary}"}
-    assert_not_logged(function, canary)
+    assert_not_logged(app, canary)
 
 
 @pytest.mark.parametrize("path", [GENERATE, STREAM], ids=["generate", "stream"])
-def test_key_not_logged_after_upstream_401(function, gemini, upstream, path, canary):
+def test_key_not_logged_after_upstream_401(app, post, upstream, path, canary):
     rejection = Json({"error": {"message": "Invalid API key.", "type": "invalid_request_error",
                                 "code": "invalid_api_key"}}, status=401)
     upstream.reply(rejection, rejection, rejection)
-    for response in canary_requests(gemini, canary, path):
+    for response in canary_requests(post, canary, path):
         error = error_of(response)
         assert response.status_code == 400
         assert error["status"] == "INVALID_ARGUMENT" and error["details"] == API_KEY_INVALID_DETAILS
         assert canary not in response.text
     assert [r["headers"]["Authorization"] for r in upstream.chat_requests] == [f"Bearer {canary}"] * 3
-    assert_not_logged(function, canary)
+    assert_not_logged(app, canary)
 
 
 INVALID_KEY_REPLY = Json({"error": {"message": "Invalid API key.", "type": "invalid_request_error",
@@ -229,9 +229,9 @@ API_KEY_INVALID_DETAILS = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo",
 UPSTREAM_401_MESSAGE = "API key not valid. Please pass a valid API key. (The upstream said: Invalid API key.)"
 
 
-def test_upstream_401_message_reaches_the_client_on_stream(gemini, upstream):
+def test_upstream_401_message_reaches_the_client_on_stream(post, upstream):
     upstream.reply(INVALID_KEY_REPLY)
-    response = gemini(STREAM, hello(), key=OTHER_KEY)
+    response = post(STREAM, hello(), key=OTHER_KEY)
     error = error_of(response)
     assert response.status_code == 400 and error["status"] == "INVALID_ARGUMENT"
     assert error["details"] == API_KEY_INVALID_DETAILS
@@ -239,9 +239,9 @@ def test_upstream_401_message_reaches_the_client_on_stream(gemini, upstream):
     assert upstream_authorization(upstream) == f"Bearer {OTHER_KEY}"
 
 
-def test_upstream_401_message_reaches_the_client_on_generate(gemini, upstream):
+def test_upstream_401_message_reaches_the_client_on_generate(post, upstream):
     upstream.reply(INVALID_KEY_REPLY)
-    response = gemini(GENERATE, hello(), key=OTHER_KEY)
+    response = post(GENERATE, hello(), key=OTHER_KEY)
     error = error_of(response)
     assert response.status_code == 400 and error["status"] == "INVALID_ARGUMENT"
     assert error["details"] == API_KEY_INVALID_DETAILS
@@ -250,53 +250,46 @@ def test_upstream_401_message_reaches_the_client_on_generate(gemini, upstream):
 
 
 @pytest.mark.parametrize("query", ["key=%FF%FE", "key=%ED%A0%80", "key=ok%FFkey"])
-def test_query_key_that_is_not_utf8_is_400(gemini, upstream, query):
-    response = gemini(join_query(GENERATE, query), hello(), key=None)
+def test_query_key_that_is_not_utf8_is_400(post, upstream, query):
+    response = post(join_query(GENERATE, query), hello(), key=None)
     error = error_of(response)
     assert response.status_code == 400 and error["status"] == "INVALID_ARGUMENT"
     assert upstream.requests == []
 
 
-def test_key_not_logged_after_upstream_500_html(function, gemini, upstream, canary):
+def test_key_not_logged_after_upstream_500_html(app, post, upstream, canary):
     page = Raw("<html><title>500 Internal Server Error</title><body>boom</body></html>", status=500,
                content_type="text/html")
     upstream.reply(page, page, page)
-    for response in canary_requests(gemini, canary):
+    for response in canary_requests(post, canary):
         error = error_of(response)
         assert response.status_code == 500
         assert "<html" not in error["message"]
         assert canary not in response.text
     assert len(upstream.chat_requests) == 3
-    assert_not_logged(function, canary)
+    assert_not_logged(app, canary)
 
 
-def test_key_not_logged_when_upstream_is_unreachable(serve, upstream, canary):
-    server = serve(UPSTREAM_BASE_URL="http://127.0.0.1:9/v1", UPSTREAM_RETRIES="0")
-    with requests.Session() as session:
-        for path in (GENERATE, STREAM):
-            responses = [
-                session.post(server.url + join_query(path, f"key={canary}"), json=hello(), timeout=30),
-                session.post(server.url + path, json=hello(), headers={"x-goog-api-key": canary}, timeout=30),
-                session.post(server.url + path, json=hello(), headers={"Authorization": f"Bearer {canary}"},
-                             timeout=30),
-            ]
-            for response in responses:
-                error = error_of(response)
-                assert response.status_code == 503
-                assert error["status"] == "UNAVAILABLE"
-                assert canary not in response.text
+def test_key_not_logged_when_upstream_is_unreachable(in_process, upstream, canary):
+    unreachable = in_process(UPSTREAM_BASE_URL="http://127.0.0.1:9/v1", UPSTREAM_RETRIES="0")
+    for path in (GENERATE, STREAM):
+        for response in canary_requests(unreachable.post, canary, path):
+            error = error_of(response)
+            assert response.status_code == 503
+            assert error["status"] == "UNAVAILABLE"
+            assert canary not in response.text
     assert upstream.requests == []
-    assert_not_logged(server, canary)
+    assert_not_logged(unreachable, canary)
 
 
-def test_key_not_logged_on_an_internal_error(function, gemini, upstream, canary):
+def test_key_not_logged_on_an_internal_error(app, post, upstream, canary):
     # A lone surrogate in a text part cannot be encoded for the upstream; whatever the function
     # answers (and logs) about it, the key must not be in the log.
     body = b'{"contents": [{"parts": [{"text": "\\ud800"}]}]}'
-    for response in canary_requests(gemini, canary, body=body):
+    for response in canary_requests(post, canary, body=body):
         error_of(response)
         assert canary not in response.text
-    assert_not_logged(function, canary)
+    assert_not_logged(app, canary)
 
 
 def echoed(key):
@@ -322,12 +315,12 @@ QUOTING_REPLIES = [
 
 
 @pytest.mark.parametrize("path, reply", QUOTING_REPLIES)
-def test_key_quoted_by_the_upstream_is_not_logged(function, gemini, upstream, path, reply, canary):
+def test_key_quoted_by_the_upstream_is_not_logged(app, post, upstream, path, reply, canary):
     upstream.reply(reply(canary))
-    response = gemini(join_query(path, f"key={canary}"), hello(), key=None)
+    response = post(join_query(path, f"key={canary}"), hello(), key=None)
     assert response.status_code != 200 or '"error"' in response.text
     assert upstream.chat_requests[0]["headers"]["Authorization"] == f"Bearer {canary}"
-    assert_not_logged(function, canary)
+    assert_not_logged(app, canary)
     assert canary not in response.text  # redacted on the way to the client too, as for non-200 answers
 
 
@@ -336,12 +329,11 @@ TEAM_ACCESS_KEY = "team-access-key-93c2"
 
 
 @pytest.mark.parametrize("path, reply", QUOTING_REPLIES)
-def test_team_mode_upstream_key_quoted_by_the_upstream_is_neither_logged_nor_returned(serve, upstream, path, reply):
-    server = serve(UPSTREAM_API_KEY=TEAM_UPSTREAM_KEY, ACCESS_KEYS=TEAM_ACCESS_KEY)
+def test_team_mode_upstream_key_quoted_by_the_upstream_is_neither_logged_nor_returned(in_process, upstream, path, reply):
+    server = in_process(UPSTREAM_API_KEY=TEAM_UPSTREAM_KEY, ACCESS_KEYS=TEAM_ACCESS_KEY)
     logged_before = len(server.logs())
     upstream.reply(reply(TEAM_UPSTREAM_KEY))
-    response = requests.post(server.url + path, json=hello(), headers={"x-goog-api-key": TEAM_ACCESS_KEY},
-                             timeout=30)
+    response = server.post(path, hello(), key=TEAM_ACCESS_KEY)
     assert response.status_code != 200 or '"error"' in response.text
     # the function's own key went upstream, the caller's access key did not
     assert upstream_authorization(upstream) == f"Bearer {TEAM_UPSTREAM_KEY}"
@@ -353,10 +345,10 @@ def test_team_mode_upstream_key_quoted_by_the_upstream_is_neither_logged_nor_ret
 IDENTITY_TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL3gifQ.c2lnbmF0dXJl"
 
 
-def test_an_identity_token_is_not_taken_for_an_api_key(gemini, upstream):
+def test_an_identity_token_is_not_taken_for_an_api_key(post, upstream):
     # On an IAM-private service "Authorization: Bearer" carries the caller's Google identity token.
-    response = gemini(GENERATE, hello(), key=None, headers={"Authorization": f"Bearer {IDENTITY_TOKEN}"})
+    response = post(GENERATE, hello(), key=None, headers={"Authorization": f"Bearer {IDENTITY_TOKEN}"})
     assert response.status_code == 403 and "identity token" in error_of(response)["message"]
     assert upstream.requests == []
-    response = gemini(GENERATE, hello(), key="real-key", headers={"Authorization": f"Bearer {IDENTITY_TOKEN}"})
+    response = post(GENERATE, hello(), key="real-key", headers={"Authorization": f"Bearer {IDENTITY_TOKEN}"})
     assert response.status_code == 200 and upstream_authorization(upstream) == "Bearer real-key"

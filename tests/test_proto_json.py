@@ -177,14 +177,14 @@ _NEWER_THAN_THE_PROTO = {
 
 # --- on the wire ---------------------------------------------------------------------------------
 
-def test_integer_enums_numeric_strings_and_nulls_over_http(gemini, upstream):
+def test_integer_enums_numeric_strings_and_nulls_over_http(post, upstream):
     body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}], "systemInstruction": None,
             "safetySettings": [{"category": 8, "threshold": 2}],
             "tools": [{"functionDeclarations": [
                 {"name": "f", "parameters": {"type": 6, "properties": {"a": {"type": 1}}}}]}],
             "toolConfig": {"functionCallingConfig": {"mode": 3}},
             "generationConfig": {"maxOutputTokens": "64", "temperature": None, "topP": "0.25"}}
-    response = gemini("/v1beta/models/qwen-turbo:generateContent", body)
+    response = post("/v1beta/models/qwen-turbo:generateContent", body)
     assert response.status_code == 200, response.text
     sent = upstream.last
     assert sent["messages"] == [{"role": "user", "content": "hi"}]
@@ -193,8 +193,8 @@ def test_integer_enums_numeric_strings_and_nulls_over_http(gemini, upstream):
     assert sent["tool_choice"] == "none"
 
 
-def test_a_refused_number_over_http_names_the_field_with_a_field_violation(gemini, upstream):
-    response = gemini("/v1beta/models/qwen-turbo:generateContent",
+def test_a_refused_number_over_http_names_the_field_with_a_field_violation(post, upstream):
+    response = post("/v1beta/models/qwen-turbo:generateContent",
                       content(generationConfig={"thinkingConfig": {"thinkingLevel": 3}}))
     error = error_of(response)
     assert (response.status_code, error["status"]) == (400, "INVALID_ARGUMENT")
@@ -204,8 +204,8 @@ def test_a_refused_number_over_http_names_the_field_with_a_field_violation(gemin
     assert upstream.requests == []
 
 
-def test_response_mime_type_parameters_are_accepted(gemini, upstream):
-    response = gemini("/v1beta/models/qwen-turbo:generateContent",
+def test_response_mime_type_parameters_are_accepted(post, upstream):
+    response = post("/v1beta/models/qwen-turbo:generateContent",
                       content(generationConfig={"responseMimeType": "application/json; charset=utf-8"}))
     assert response.status_code == 200, response.text
     assert upstream.last["response_format"] == {"type": "json_object"}

@@ -1,42 +1,37 @@
-"""Routing over real HTTP: which paths and methods reach the upstream, and the Gemini error every other
-path gets (400 for a bad model ID, 404 for unknown paths and actions, and 404 with ``Allow`` for a wrong
-method, as Google's front end answers it).
+"""Routing: which paths and methods reach the upstream, and the Gemini error every other path gets
+(400 for a bad model ID, 404 for unknown paths and actions, and 404 with ``Allow`` for a wrong method,
+as Google's front end answers it).
 
-Paths are sent byte-for-byte with http.client: requests/urllib3 would normalise ``a/../b`` and
-re-encode some characters, and the point here is what the function does with the path as sent."""
+The battery runs in process: the test client hands the function the path as given, undecoded, in
+RAW_URI, as gunicorn does. A few paths go over the wire too, byte for byte with http.client
+(requests/urllib3 would normalise ``a/../b`` and re-encode some characters), to check that the
+server hands them over as sent."""
 
 import http.client
 import json
 
 import pytest
 
-from helpers import KEY, error_of, hello
+from helpers import KEY, Answer, error_of, hello
 
 HELLO = json.dumps(hello("route me")).encode()
 
 
-class RawResponse:
-    """The bits of a requests.Response that error_of and the tests use."""
-
-    def __init__(self, response):
-        self.status_code = response.status
-        self.headers = response.headers  # case-insensitive HTTPMessage
-        self.content = response.read()
-
-    def json(self):
-        return json.loads(self.content)
+def send(app, method, path, body=HELLO, key=KEY, headers=None):
+    """One request to the function in process, ``path`` as given."""
+    return app.request(method, path, body, key=key, headers={"Content-Type": "application/json", **(headers or {})})
 
 
-def send(function, method, path, body=HELLO, key=KEY, headers=None):
-    """One request with ``path`` exactly as given (no normalisation, no re-encoding)."""
-    all_headers = {"Content-Type": "application/json"}
+def send_raw(function, method, path, body=HELLO, key=KEY):
+    """One request to the served function with ``path`` exactly as given (no normalisation, no re-encoding)."""
+    headers = {"Content-Type": "application/json"}
     if key is not None:
-        all_headers["x-goog-api-key"] = key
-    all_headers.update(headers or {})
+        headers["x-goog-api-key"] = key
     connection = http.client.HTTPConnection("127.0.0.1", function.port, timeout=30)
     try:
-        connection.request(method, path, body=body, headers=all_headers)
-        return RawResponse(connection.getresponse())
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        return Answer(response.status, response.headers, response.read())
     finally:
         connection.close()
 
@@ -78,8 +73,8 @@ def assert_echo(response, text="route me"):
     ("/v1beta/models/meta-llama/llama-3-8b-instruct:free:generateContent", "meta-llama/llama-3-8b-instruct:free"),
     ("/v1beta/models/llama3:latest:generateContent", "llama3:latest"),
 ])
-def test_generate_content_paths_reach_upstream_with_the_model(function, upstream, path, model):
-    response = send(function, "POST", path)
+def test_generate_content_paths_reach_upstream_with_the_model(app, upstream, path, model):
+    response = send(app, "POST", path)
     assert_echo(response)
     assert len(upstream.chat_requests) == 1
     request = upstream.chat_requests[0]
@@ -93,8 +88,8 @@ def test_generate_content_paths_reach_upstream_with_the_model(function, upstream
     ("/v1beta/models/Qwen/Qwen3-8B:streamGenerateContent?alt=sse", "Qwen/Qwen3-8B"),
     ("/gemini/v1/models/qwen2.5-7b_instruct%3AstreamGenerateContent?alt=sse", "qwen2.5-7b_instruct"),
 ])
-def test_stream_generate_content_paths_reach_upstream_with_the_model(function, upstream, path, model):
-    response = send(function, "POST", path)
+def test_stream_generate_content_paths_reach_upstream_with_the_model(app, upstream, path, model):
+    response = send(app, "POST", path)
     assert response.status_code == 200, response.content
     assert response.headers["Content-Type"].startswith("text/event-stream")
     assert b"echo:" in response.content
@@ -102,9 +97,9 @@ def test_stream_generate_content_paths_reach_upstream_with_the_model(function, u
     assert upstream.last["stream"] is True
 
 
-def test_model_in_the_path_wins_over_a_model_field_in_the_body(function, upstream):
+def test_model_in_the_path_wins_over_a_model_field_in_the_body(app, upstream):
     body = json.dumps({**hello("route me"), "model": "models/some-other-model"}).encode()
-    response = send(function, "POST", "/v1beta/models/qwen-turbo:generateContent", body=body)
+    response = send(app, "POST", "/v1beta/models/qwen-turbo:generateContent", body=body)
     assert_echo(response)
     assert upstream.last["model"] == "qwen-turbo"
 
@@ -148,8 +143,8 @@ def assert_bad_model(response, model):
 
 
 @pytest.mark.parametrize("model", INVALID_MODELS)
-def test_invalid_model_id_is_400(function, upstream, model):
-    response = send(function, "POST", f"/v1beta/models/{model}:generateContent")
+def test_invalid_model_id_is_400(app, upstream, model):
+    response = send(app, "POST", f"/v1beta/models/{model}:generateContent")
     assert_bad_model(response, model)
     assert upstream.requests == []
 
@@ -162,14 +157,14 @@ def test_invalid_model_id_is_400(function, upstream, model):
     pytest.param("GET", ":generateContent", None, id="wrong-method-no-key"),
     pytest.param("POST", "%3AstreamGenerateContent", None, id="stream-encoded-colon-no-key"),
 ])
-def test_invalid_model_id_is_checked_before_anything_else(function, upstream, model, method, suffix, key):
-    response = send(function, method, f"/gemini/v1/models/{model}{suffix}", body=b"not json", key=key)
+def test_invalid_model_id_is_checked_before_anything_else(app, upstream, model, method, suffix, key):
+    response = send(app, method, f"/gemini/v1/models/{model}{suffix}", body=b"not json", key=key)
     assert_bad_model(response, model)
     assert upstream.requests == []
 
 
-def test_long_model_id_is_shortened_in_the_message(function, upstream):
-    response = send(function, "POST", f"/v1beta/models/{LONG_JUNK}:generateContent")
+def test_long_model_id_is_shortened_in_the_message(app, upstream):
+    response = send(app, "POST", f"/v1beta/models/{LONG_JUNK}:generateContent")
     error = error_of(response)
     assert response.status_code == 400
     assert LONG_JUNK not in error["message"]
@@ -189,8 +184,8 @@ def test_long_model_id_is_shortened_in_the_message(function, upstream):
     ("/v1beta/models/qwen-turbo:generateContent/", "generateContent/"),
 ])
 @pytest.mark.parametrize("key", [KEY, None], ids=["key", "no-key"])
-def test_unknown_action_is_404(function, upstream, path, mentioned, key):
-    response = send(function, "POST", path, key=key)
+def test_unknown_action_is_404(app, upstream, path, mentioned, key):
+    response = send(app, "POST", path, key=key)
     error = error_of(response)
     assert response.status_code == 404
     assert error["status"] == "NOT_FOUND"
@@ -209,8 +204,8 @@ def test_unknown_action_is_404(function, upstream, path, mentioned, key):
     "/v1betax/models/qwen-turbo:generateContent",
     "/v1/tunedModels/x:generateContent",
 ])
-def test_unknown_path_is_404_in_the_envelope(function, upstream, path, method):
-    response = send(function, method, path, key=None)
+def test_unknown_path_is_404_in_the_envelope(app, upstream, path, method):
+    response = send(app, method, path, key=None)
     error = error_of(response)
     assert response.status_code == 404
     assert error["status"] == "NOT_FOUND"
@@ -219,8 +214,8 @@ def test_unknown_path_is_404_in_the_envelope(function, upstream, path, method):
 
 @pytest.mark.parametrize("method", ["GET", "POST", "PUT", "DELETE"])
 @pytest.mark.parametrize("path", ["/favicon.ico", "/robots.txt"])
-def test_framework_paths_answer_in_the_json_envelope_never_html(function, upstream, path, method):
-    response = send(function, method, path, body=None if method == "GET" else b"{}", key=None)
+def test_framework_paths_answer_in_the_json_envelope_never_html(app, upstream, path, method):
+    response = send(app, method, path, body=None if method == "GET" else b"{}", key=None)
     assert b"<html" not in response.content.lower() and b"<!doctype" not in response.content.lower()
     error = error_of(response)
     assert response.status_code == 404
@@ -236,8 +231,8 @@ def test_framework_paths_answer_in_the_json_envelope_never_html(function, upstre
     ("/gemini/v1/models/Qwen/Qwen3-8B%3AgenerateContent", "generateContent"),
     ("/v1alpha/models/qwen-turbo:streamGenerateContent?alt=sse", "streamGenerateContent"),
 ])
-def test_wrong_method_is_404_not_found_with_allow_post(function, upstream, method, path, action):
-    response = send(function, method, path, body=None if method == "GET" else HELLO)
+def test_wrong_method_is_404_not_found_with_allow_post(app, upstream, method, path, action):
+    response = send(app, method, path, body=None if method == "GET" else HELLO)
     error = error_of(response)
     assert response.status_code == 404
     assert error["status"] == "NOT_FOUND"
@@ -246,10 +241,30 @@ def test_wrong_method_is_404_not_found_with_allow_post(function, upstream, metho
     assert upstream.requests == []
 
 
-def test_head_on_generate_content_is_404_with_allow_post(function, upstream):
-    response = send(function, "HEAD", "/v1beta/models/qwen-turbo:generateContent", body=None)
+def test_head_on_generate_content_is_404_with_allow_post(app, upstream):
+    response = send(app, "HEAD", "/v1beta/models/qwen-turbo:generateContent", body=None)
     assert response.status_code == 404
     assert response.headers["Allow"] == "POST"
     assert response.headers["Content-Type"].startswith("application/json")
     assert response.content == b""
     assert upstream.requests == []
+
+
+# --- over the wire: the server hands the function the path as sent -----------------------------
+
+@pytest.mark.parametrize("method, path", [
+    ("POST", "/gemini/v1/models/Qwen/Qwen3-8B%3AgenerateContent"),
+    ("POST", "/v1beta/models/qwen2.5:7b:generateContent?alt=json"),
+    ("POST", "/v1beta/models/a/../b:generateContent"),
+    ("POST", "/v1beta/models/a%2Fb:generateContent"),
+    ("POST", "/v1beta/models/%C3%A9t%C3%A9:generateContent"),
+    ("POST", "/v1beta/models/a%00b:generateContent"),
+    ("POST", "/v1beta/models/qwen-turbo%3AfooBar"),
+    ("GET", "/gemini/v1/models/Qwen/Qwen3-8B%3AgenerateContent"),
+])
+def test_served_function_answers_a_raw_path_as_in_process(function, app, upstream, method, path):
+    body = None if method == "GET" else HELLO
+    served = send_raw(function, method, path, body=body)
+    in_process = send(app, method, path, body=body)
+    assert (served.status_code, served.json()) == (in_process.status_code, in_process.json())
+    assert served.headers.get("Allow") == in_process.headers.get("Allow")

@@ -1,9 +1,10 @@
-"""The endpoints Gemini clients call besides generateContent: models, countTokens, embeddings."""
+"""The endpoints Gemini clients call besides generateContent: models, countTokens, embeddings. The
+answers are checked in process (functions-framework's app through its test client); the Google Gen AI
+SDK's calls go to the served function."""
 
 import asyncio
 
 import pytest
-import requests
 from google import genai
 from google.genai import errors, types
 
@@ -29,10 +30,6 @@ def many_models(upstream):
     upstream.models = saved
 
 
-def get(function, path, **params):
-    return requests.get(function.url + path, params=params, headers={"x-goog-api-key": KEY}, timeout=10)
-
-
 def test_models_list_pages_through_everything(client, upstream, many_models):
     models = list(client.models.list(config={"page_size": 3}))
     assert [m.name for m in models] == [f"models/{m['id']}" for m in many_models]
@@ -42,19 +39,19 @@ def test_models_list_pages_through_everything(client, upstream, many_models):
     assert upstream.requests[-1]["headers"]["Authorization"] == f"Bearer {KEY}"
 
 
-def test_pagination_on_the_wire(function, upstream, many_models):
-    first = get(function, "/v1beta/models", pageSize=5).json()
+def test_pagination(app, upstream, many_models):
+    first = app.get("/v1beta/models", params={"pageSize": 5}).json()
     assert len(first["models"]) == 5 and first["nextPageToken"]
-    second = get(function, "/v1beta/models", pageSize=5, pageToken=first["nextPageToken"]).json()
+    second = app.get("/v1beta/models", params={"pageSize": 5, "pageToken": first["nextPageToken"]}).json()
     assert [m["name"] for m in second["models"]] == ["models/model-5", "models/model-6", "models/text-embedding-v3"]
     assert "nextPageToken" not in second  # never an empty token: the JS SDK would loop forever
-    assert len(get(function, "/v1/models").json()["models"]) == 8  # default page size 50
+    assert len(app.get("/v1/models").json()["models"]) == 8  # default page size 50
 
 
 @pytest.mark.parametrize("params,field", [({"pageSize": "many"}, "pageSize"), ({"pageSize": "-1"}, "pageSize"),
                                           ({"pageToken": "garbage"}, "pageToken")])
-def test_bad_pagination_parameters(function, upstream, params, field):
-    response = get(function, "/v1/models", **params)
+def test_bad_pagination_parameters(app, upstream, params, field):
+    response = app.get("/v1/models", params=params)
     assert response.status_code == 400 and error_of(response)["message"].startswith(field)
 
 
@@ -79,10 +76,10 @@ def test_token_limits_of_each_server(case, entry, input_limit, output_limit):
     assert (model.get("inputTokenLimit"), model.get("outputTokenLimit")) == (input_limit, output_limit)
 
 
-def test_token_limits_through_the_models_list(function, upstream):
+def test_token_limits_through_the_models_list(app, upstream):
     saved, upstream.models = upstream.models, [LLAMA_CPP, VLLM, OPENROUTER]
     try:
-        listed = get(function, "/v1beta/models").json()["models"]
+        listed = app.get("/v1beta/models").json()["models"]
     finally:
         upstream.models = saved
     assert [(m["name"], m.get("inputTokenLimit"), m.get("outputTokenLimit")) for m in listed] == [
@@ -97,19 +94,19 @@ def test_models_get(client, upstream):
     assert caught.value.code == 404 and caught.value.status == "NOT_FOUND"
 
 
-def test_models_list_follows_the_allow_list_and_shows_aliases(serve, upstream, many_models):
-    server = serve(ALLOWED_MODELS="model-1,model-2", MODEL_ALIASES="gemini-2.5-flash=model-2,gemini-x=model-5")
-    names = [m["name"] for m in get(server, "/v1beta/models").json()["models"]]
+def test_models_list_follows_the_allow_list_and_shows_aliases(in_process, upstream, many_models):
+    restricted = in_process(ALLOWED_MODELS="model-1,model-2", MODEL_ALIASES="gemini-2.5-flash=model-2,gemini-x=model-5")
+    names = [m["name"] for m in restricted.get("/v1beta/models").json()["models"]]
     assert names == ["models/model-1", "models/model-2", "models/gemini-2.5-flash"]
-    alias = get(server, "/v1beta/models/gemini-2.5-flash").json()
+    alias = restricted.get("/v1beta/models/gemini-2.5-flash").json()
     assert alias["baseModelId"] == "model-2" and alias["description"].startswith("Alias of model-2")
-    assert get(server, "/v1beta/models/model-5").status_code == 404
+    assert restricted.get("/v1beta/models/model-5").status_code == 404
 
 
-def test_an_upstream_list_without_models_lists_none(function, upstream):
+def test_an_upstream_list_without_models_lists_none(app, upstream):
     saved, upstream.models = upstream.models, None  # the fake answers {"data": null}
     try:
-        response = get(function, "/v1/models")
+        response = app.get("/v1/models")
         assert response.status_code == 200 and response.json() == {"models": []}
     finally:
         upstream.models = saved
@@ -124,7 +121,7 @@ def test_count_tokens_asks_the_upstream_for_a_one_token_generation(client, upstr
                              "max_tokens": 1, "enable_thinking": False}
 
 
-def test_count_tokens_of_a_whole_generate_content_request(function, upstream):
+def test_count_tokens_of_a_whole_generate_content_request(post, upstream):
     upstream.reply(Json(completion("x", usage_=usage(prompt=40, completion=1))))
     body = {"generateContentRequest": {
         "model": "models/qwen-turbo",
@@ -132,8 +129,7 @@ def test_count_tokens_of_a_whole_generate_content_request(function, upstream):
         "systemInstruction": {"parts": [{"text": "be brief"}]},
         "tools": [{"functionDeclarations": [{"name": "f"}]}],
         "generationConfig": {"candidateCount": 3, "maxOutputTokens": 500}}}
-    response = requests.post(function.url + "/v1beta/models/qwen-turbo:countTokens", json=body,
-                             headers={"x-goog-api-key": KEY})
+    response = post("/v1beta/models/qwen-turbo:countTokens", body)
     assert response.json() == {"totalTokens": 40}
     sent = upstream.last
     assert sent["messages"][0] == {"role": "system", "content": "be brief"}
@@ -141,13 +137,12 @@ def test_count_tokens_of_a_whole_generate_content_request(function, upstream):
     assert sent["max_tokens"] == 1 and "n" not in sent
 
 
-def test_count_tokens_with_both_forms_counts_the_generate_content_request(function, upstream):
+def test_count_tokens_with_both_forms_counts_the_generate_content_request(post, upstream):
     # Google: contents "is ignored when generateContentRequest is set".
     upstream.reply(Json(completion("x", usage_=usage(prompt=9, completion=1))))
     body = {"contents": [{"parts": [{"text": "ignored"}]}],
             "generateContentRequest": {"contents": [{"parts": [{"text": "counted"}]}]}}
-    response = requests.post(function.url + "/v1beta/models/qwen-turbo:countTokens", json=body,
-                             headers={"x-goog-api-key": KEY})
+    response = post("/v1beta/models/qwen-turbo:countTokens", body)
     assert response.json() == {"totalTokens": 9}
     assert upstream.last["messages"] == [{"role": "user", "content": "counted"}]
 
@@ -156,18 +151,17 @@ def test_count_tokens_with_both_forms_counts_the_generate_content_request(functi
     ({}, "must have contents or generateContentRequest"),
     ({"contents": [{"parts": [{"txt": "a"}]}]}, "contents[0].parts[0].txt"),
 ])
-def test_bad_count_tokens_requests(function, upstream, body, message):
-    response = requests.post(function.url + "/v1/models/qwen-turbo:countTokens", json=body, headers={"x-goog-api-key": KEY})
+def test_bad_count_tokens_requests(post, upstream, body, message):
+    response = post("/v1/models/qwen-turbo:countTokens", body)
     assert response.status_code == 400 and message in error_of(response)["message"]
     assert upstream.requests == []
 
 
-def test_count_tokens_without_usage_from_the_upstream(function, upstream):
+def test_count_tokens_without_usage_from_the_upstream(post, upstream):
     answer = completion("x")
     del answer["usage"]
     upstream.reply(Json(answer))
-    response = requests.post(function.url + "/v1/models/qwen-turbo:countTokens",
-                             json={"contents": [{"parts": [{"text": "a"}]}]}, headers={"x-goog-api-key": KEY})
+    response = post("/v1/models/qwen-turbo:countTokens", {"contents": [{"parts": [{"text": "a"}]}]})
     error = error_of(response)
     assert (response.status_code, error["status"]) == (500, "INTERNAL") and "count" in error["message"]
 
@@ -181,13 +175,12 @@ def test_embed_content_through_the_sdk_is_a_batch(client, upstream):
     assert call["json"] == {"model": "text-embedding-v3", "input": ["alpha", "beta"], "dimensions": 3}
 
 
-def test_batch_with_mixed_dimensions_keeps_the_order(function, upstream):
+def test_batch_with_mixed_dimensions_keeps_the_order(post, upstream):
     body = {"requests": [
         {"model": "models/emb", "content": {"parts": [{"text": "a"}]}, "outputDimensionality": 2},
         {"model": "models/emb", "content": {"parts": [{"text": "bb"}]}},
         {"model": "emb", "content": {"parts": [{"text": "ccc"}, {"text": "d"}]}, "outputDimensionality": 2}]}
-    response = requests.post(function.url + "/v1beta/models/emb:batchEmbedContents", json=body,
-                             headers={"x-goog-api-key": KEY})
+    response = post("/v1beta/models/emb:batchEmbedContents", body)
     embeddings = response.json()["embeddings"]
     assert [len(e["values"]) for e in embeddings] == [2, 4, 2]
     calls = [r["json"] for r in upstream.requests if r["path"].endswith("/embeddings")]
@@ -218,23 +211,21 @@ def test_a_malformed_embeddings_answer_is_the_upstream_s_error(data, message):
         embedding_vectors({"data": data}, 2)
 
 
-def test_an_upstream_that_ignores_dimensions_is_truncated(function, upstream):
+def test_an_upstream_that_ignores_dimensions_is_truncated(post, upstream):
     upstream.reply(Json(_embeddings_answer([0.5, 0.25, 0.125, 0.0625, 0.5], [1.0, 2.0])),
                    Json(_embeddings_answer([9.0, 8.0, 7.0])))
     body = {"requests": [
         {"model": "models/emb", "content": {"parts": [{"text": "a"}]}, "outputDimensionality": 3},
         {"model": "models/emb", "content": {"parts": [{"text": "bb"}]}, "outputDimensionality": 3},
         {"model": "models/emb", "content": {"parts": [{"text": "c"}]}}]}
-    response = requests.post(function.url + "/v1beta/models/emb:batchEmbedContents", json=body,
-                             headers={"x-goog-api-key": KEY})
+    response = post("/v1beta/models/emb:batchEmbedContents", body)
     assert response.json() == {"embeddings": [
         {"values": [0.5, 0.25, 0.125]}, {"values": [1.0, 2.0]}, {"values": [9.0, 8.0, 7.0]}]}
 
 
-def test_embed_content_single(function, upstream):
-    response = requests.post(function.url + "/v1beta/models/emb:embedContent",
-                             json={"content": {"parts": [{"text": "hello"}]}, "task_type": "CLUSTERING"},
-                             headers={"x-goog-api-key": KEY})
+def test_embed_content_single(post, upstream):
+    response = post("/v1beta/models/emb:embedContent",
+                    {"content": {"parts": [{"text": "hello"}]}, "task_type": "CLUSTERING"})
     assert list(response.json()) == ["embedding"] and len(response.json()["embedding"]["values"]) == 4
 
 
@@ -246,8 +237,8 @@ def test_embed_content_single(function, upstream):
      "content.parts[0]"),
     (":embedContent", {"content": {"parts": [{"text": "a"}]}, "outputDimensionality": 0}, "outputDimensionality"),
 ])
-def test_bad_embedding_requests(function, upstream, path, body, field):
-    response = requests.post(function.url + "/v1/models/emb" + path, json=body, headers={"x-goog-api-key": KEY})
+def test_bad_embedding_requests(post, upstream, path, body, field):
+    response = post("/v1/models/emb" + path, body)
     assert response.status_code == 400 and error_of(response)["message"].startswith(field)
     assert upstream.requests == []
 
@@ -271,8 +262,8 @@ def test_async_client_side_endpoints(function, upstream):
     ("GET", "/v1/models/qwen-turbo:listModels", 404, None),
     ("GET", "/v1/models/qwen-turbo:countTokens", 404, "POST"), ("GET", "/v1/models/a..b", 400, None),
 ])
-def test_side_routes(function, upstream, method, path, status, allow):
-    response = requests.request(method, function.url + path, headers={"x-goog-api-key": KEY})
+def test_side_routes(app, upstream, method, path, status, allow):
+    response = app.request(method, path)
     assert response.status_code == status and error_of(response)
     assert response.headers.get("Allow") == allow
     if allow:

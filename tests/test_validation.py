@@ -1,4 +1,4 @@
-"""Request validation over real HTTP.
+"""Request validation, in process (functions-framework's app through its test client).
 
 Bad bodies: every one is a 400 INVALID_ARGUMENT in the Gemini envelope whose message names the
 offending field (``generationConfig.temperature: ...``), and nothing is sent upstream, whether the
@@ -283,15 +283,15 @@ def assert_rejected(response, upstream, where, word=""):
     assert upstream.chat_requests == []
 
 
-def send(gemini, path, value):
-    return gemini(path, value if isinstance(value, bytes) else json.dumps(value).encode(),
+def send(post, path, value):
+    return post(path, value if isinstance(value, bytes) else json.dumps(value).encode(),
                   headers={"Content-Type": "application/json"})
 
 
 @pytest.mark.parametrize("path", ACTIONS)
 @pytest.mark.parametrize("value, where, word", [pytest.param(*case[1:], id=case[0]) for case in BAD_BODIES])
-def test_bad_body_is_400_naming_the_field_and_nothing_goes_upstream(gemini, upstream, path, value, where, word):
-    assert_rejected(send(gemini, path, value), upstream, where, word)
+def test_bad_body_is_400_naming_the_field_and_nothing_goes_upstream(post, upstream, path, value, where, word):
+    assert_rejected(send(post, path, value), upstream, where, word)
 
 
 def test_the_battery_is_big_enough():
@@ -299,9 +299,9 @@ def test_the_battery_is_big_enough():
     assert len({case[0] for case in BAD_BODIES}) == len(BAD_BODIES)
 
 
-def test_numbers_as_strings_and_nulls_are_read_as_proto3_json(gemini, upstream):
+def test_numbers_as_strings_and_nulls_are_read_as_proto3_json(post, upstream):
     """The valid neighbours of temperature-string: proto3 JSON numbers may be strings, and null is absent."""
-    sent = forwarded(gemini, upstream, config(temperature="0.5", maxOutputTokens="64", topP=None))
+    sent = forwarded(post, upstream, config(temperature="0.5", maxOutputTokens="64", topP=None))
     assert sent["temperature"] == 0.5 and sent["max_tokens"] == 64 and "top_p" not in sent
 
 
@@ -321,13 +321,13 @@ ODD_BODIES = [
 
 @pytest.mark.parametrize("path", ACTIONS)
 @pytest.mark.parametrize("value, where", ODD_BODIES)
-def test_nan_and_lone_surrogates_are_400(gemini, upstream, path, value, where):
-    assert_rejected(send(gemini, path, value), upstream, where)
+def test_nan_and_lone_surrogates_are_400(post, upstream, path, value, where):
+    assert_rejected(send(post, path, value), upstream, where)
 
 
-def test_huge_integer_is_not_reported_as_not_utf8(gemini, upstream):
+def test_huge_integer_is_not_reported_as_not_utf8(post, upstream):
     value = b'{"contents": [{"parts": [{"text": "hi"}]}], "generationConfig": {"seed": ' + b"9" * 5000 + b"}}"
-    response = send(gemini, GENERATE, value)
+    response = send(post, GENERATE, value)
     assert_rejected(response, upstream, ("generationConfig.seed", INVALID_JSON))
     assert "UTF-8" not in error_of(response)["message"]
 
@@ -430,17 +430,17 @@ MIXED = {
 }
 
 
-def forwarded(gemini, upstream, value, path=GENERATE):
+def forwarded(post, upstream, value, path=GENERATE):
     """What the upstream got for ``value`` (which must be answered 200)."""
     upstream.reset()
-    response = gemini(path, value)
+    response = post(path, value)
     assert response.status_code == 200, response.text
     assert len(upstream.chat_requests) == 1
     return upstream.last
 
 
-def test_camel_case_request_is_translated(gemini, upstream):
-    sent = forwarded(gemini, upstream, CAMEL)
+def test_camel_case_request_is_translated(post, upstream):
+    sent = forwarded(post, upstream, CAMEL)
     assert sent["messages"] == [
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": [{"type": "text", "text": "Describe"},
@@ -466,15 +466,15 @@ def test_camel_case_request_is_translated(gemini, upstream):
 
 @pytest.mark.parametrize("path", ACTIONS)
 @pytest.mark.parametrize("variant", [SNAKE, MIXED], ids=["snake_case", "mixed"])
-def test_snake_case_and_mixed_spellings_reach_upstream_like_camel_case(gemini, upstream, path, variant):
-    expected = forwarded(gemini, upstream, CAMEL, path)
+def test_snake_case_and_mixed_spellings_reach_upstream_like_camel_case(post, upstream, path, variant):
+    expected = forwarded(post, upstream, CAMEL, path)
     assert "max_tokens" in expected and "tools" in expected  # the camelCase request was not reduced to nothing
-    assert forwarded(gemini, upstream, variant, path) == expected
+    assert forwarded(post, upstream, variant, path) == expected
 
 
 @pytest.mark.parametrize("spelling", ["responseJsonSchema", "response_json_schema", "_responseJsonSchema"])
-def test_every_spelling_of_response_json_schema_is_forwarded(gemini, upstream, spelling):
-    sent = forwarded(gemini, upstream, body(generationConfig={"responseMimeType": "application/json",
+def test_every_spelling_of_response_json_schema_is_forwarded(post, upstream, spelling):
+    sent = forwarded(post, upstream, body(generationConfig={"responseMimeType": "application/json",
                                                               spelling: RESPONSE_JSON_SCHEMA}))
     assert sent["response_format"] == {"type": "json_schema",
                                        "json_schema": {"name": "response", "schema": RESPONSE_JSON_SCHEMA}}
@@ -485,9 +485,9 @@ def test_every_spelling_of_response_json_schema_is_forwarded(gemini, upstream, s
     {"toolConfig": {"function_calling_config": {"mode": "ANY", "allowedFunctionNames": ["only_me"]}}},
     {"tool_config": {"functionCallingConfig": {"mode": "ANY", "allowed_function_names": ["only_me"]}}},
 ], ids=["snake", "mixed-1", "mixed-2"])
-def test_allowed_function_names_in_any_spelling_narrow_the_tools(gemini, upstream, spelling):
+def test_allowed_function_names_in_any_spelling_narrow_the_tools(post, upstream, spelling):
     value = body(tools=[{"function_declarations": [{"name": "only_me"}, {"name": "not_me"}]}], **spelling)
-    sent = forwarded(gemini, upstream, value)
+    sent = forwarded(post, upstream, value)
     assert [tool["function"]["name"] for tool in sent["tools"]] == ["only_me"]
     assert sent["tool_choice"] == "required"
 
@@ -512,13 +512,13 @@ RESULT = {
     ("functionCall", "functionResponse"),
     ("function_call", "function_response"),
 ])
-def test_function_call_args_and_response_reach_upstream_untouched(gemini, upstream, call_key, response_key):
+def test_function_call_args_and_response_reach_upstream_untouched(post, upstream, call_key, response_key):
     value = {"contents": [
         {"role": "user", "parts": [{"text": "Who is user 1?"}]},
         {"role": "model", "parts": [{call_key: {"id": "call_1", "name": "lookup_user", "args": ARGS}}]},
         {"role": "user", "parts": [{response_key: {"id": "call_1", "name": "lookup_user", "response": RESULT}}]},
     ]}
-    sent = forwarded(gemini, upstream, value)
+    sent = forwarded(post, upstream, value)
     assistant, tool = sent["messages"][1], sent["messages"][2]
     assert assistant["role"] == "assistant"
     arguments = assistant["tool_calls"][0]["function"]["arguments"]
@@ -550,19 +550,19 @@ ANY_JSON_SCHEMA = {
 
 
 @pytest.mark.parametrize("spelling", ["parametersJsonSchema", "parameters_json_schema"])
-def test_parameters_json_schema_reaches_upstream_untouched(gemini, upstream, spelling):
-    sent = forwarded(gemini, upstream, body(tools=[{"functionDeclarations": [{"name": "f", spelling: ANY_JSON_SCHEMA}]}]))
+def test_parameters_json_schema_reaches_upstream_untouched(post, upstream, spelling):
+    sent = forwarded(post, upstream, body(tools=[{"functionDeclarations": [{"name": "f", spelling: ANY_JSON_SCHEMA}]}]))
     assert json.dumps(sent["tools"][0]["function"]["parameters"]) == json.dumps(ANY_JSON_SCHEMA)
 
 
 @pytest.mark.parametrize("spelling", ["responseJsonSchema", "response_json_schema", "_responseJsonSchema"])
-def test_response_json_schema_reaches_upstream_untouched(gemini, upstream, spelling):
-    sent = forwarded(gemini, upstream, config(responseMimeType="application/json", **{spelling: ANY_JSON_SCHEMA}))
+def test_response_json_schema_reaches_upstream_untouched(post, upstream, spelling):
+    sent = forwarded(post, upstream, config(responseMimeType="application/json", **{spelling: ANY_JSON_SCHEMA}))
     assert json.dumps(sent["response_format"]["json_schema"]["schema"]) == json.dumps(ANY_JSON_SCHEMA)
 
 
 @pytest.mark.parametrize("where", ["parameters", "responseSchema"])
-def test_gemini_schema_keeps_property_names_and_accepts_snake_case_keywords(gemini, upstream, where):
+def test_gemini_schema_keeps_property_names_and_accepts_snake_case_keywords(post, upstream, where):
     schema = {
         "type": "OBJECT",
         "properties": {
@@ -575,10 +575,10 @@ def test_gemini_schema_keeps_property_names_and_accepts_snake_case_keywords(gemi
         "required": ["first_name"],
     }
     if where == "parameters":
-        sent = forwarded(gemini, upstream, params(schema))
+        sent = forwarded(post, upstream, params(schema))
         converted = sent["tools"][0]["function"]["parameters"]
     else:
-        sent = forwarded(gemini, upstream, response_schema(schema))
+        sent = forwarded(post, upstream, response_schema(schema))
         converted = sent["response_format"]["json_schema"]["schema"]
     assert list(converted["properties"]) == ["property_ordering", "max_items", "first_name"]
     assert converted["properties"]["first_name"] == {"type": "string", "maxLength": 10}
@@ -614,9 +614,9 @@ IGNORED = [
 
 @pytest.mark.parametrize("path", ACTIONS)
 @pytest.mark.parametrize("extra", IGNORED)
-def test_accepted_and_ignored_fields_are_not_forwarded(gemini, upstream, path, extra):
-    plain = forwarded(gemini, upstream, hello(), path)
-    sent = forwarded(gemini, upstream, {**hello(), **extra}, path)
+def test_accepted_and_ignored_fields_are_not_forwarded(post, upstream, path, extra):
+    plain = forwarded(post, upstream, hello(), path)
+    sent = forwarded(post, upstream, {**hello(), **extra}, path)
     assert sent == plain
     text = json.dumps(sent)
     for word in ("HARM_", "BLOCK_", "safety", "labels", "cost_center", "MEDIA_RESOLUTION", "media", "civic",
