@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import re
 
+from .config import fingerprint
 from .errors import PermissionDenied, api_key_invalid
 
 # RFC 6750's b64token: what API keys and bearer tokens are made of. Anything else cannot be a key
@@ -36,12 +37,11 @@ NO_ACCESS_KEYS = (
 
 def upstream_key(settings, headers, args):
     """(the key to call the upstream with, who the caller is for the log), once the caller is let
-    in; raises the Gemini error otherwise. The caller is an access key's name, else the first 8 hex
-    digits of its key's SHA-256 (never more: the log must not give a key or its digest away), and
-    "" when no key was asked for."""
+    in; raises the Gemini error otherwise. The caller is an access key's name, else its key's
+    fingerprint (config.fingerprint), and "" when no key was asked for."""
     if not settings.team_mode:
         key = caller_key(headers, args)
-        return key, hashlib.sha256(key.encode()).hexdigest()[:8]
+        return key, fingerprint(hashlib.sha256(key.encode()).digest())
     if settings.access_keys:
         caller = access_key_caller(caller_key(headers, args), settings.access_keys)
         if caller is None:
