@@ -76,49 +76,32 @@ def test_without_preopened_a_lone_closing_tag_counts_in_the_first_piece_only(con
     assert splitter.finish() == ("", "")
 
 
-def test_answer_text_leaves_as_it_arrives():
-    splitter = ThinkSplitter()
-    assert splitter.feed("\n") == ("", "")  # leading whitespace: held until something visible
-    assert splitter.feed("Hel") == ("", "\nHel")
-    assert splitter.feed("lo <think>") == ("", "lo <think>")
-    assert splitter.feed("</think>") == ("", "</think>")
-    assert splitter.finish() == ("", "")
+FINISH = "(finish)"  # a step that ends the stream: finish() instead of feed()
 
 
-def test_a_possible_tag_is_held_only_at_the_start():
-    splitter = ThinkSplitter()
-    assert splitter.feed("<") == ("", "")
-    assert splitter.feed("th") == ("", "")
-    assert splitter.feed("e answer") == ("", "<the answer")
-    assert splitter.feed(" <thi") == ("", " <thi")
-
-
-def test_reasoning_leaves_as_it_arrives_but_for_a_possible_closing_tag():
-    splitter = ThinkSplitter()
-    assert splitter.feed("<thi") == ("", "")
-    assert splitter.feed("nk>\n") == ("", "")
-    assert splitter.feed("Let me") == ("Let me", "")
-    assert splitter.feed(" see.</") == (" see.", "")
-    assert splitter.feed("b>") == ("</b>", "")
-    assert splitter.feed("\n</thi") == ("\n", "")
-    assert splitter.feed("nk>\n") == ("", "")
-    assert splitter.feed("\n") == ("", "")  # the whitespace after the block is nobody's
-    assert splitter.feed("42") == ("", "42")
-    assert splitter.feed(" <think>") == ("", " <think>")
-
-
-def test_preopened_holds_the_start_until_the_closing_tag():
-    splitter = ThinkSplitter(preopened=True)
-    assert splitter.feed("Okay, ") == ("", "")
-    assert splitter.feed("six times seven.</th") == ("", "")
-    assert splitter.feed("ink>\n\nIt is 42.") == ("Okay, six times seven.", "It is 42.")
-    assert splitter.feed(" Really.") == ("", " Really.")
-
-
-def test_preopened_without_a_closing_tag_is_answer_at_the_end():
-    splitter = ThinkSplitter(preopened=True)
-    assert splitter.feed("Just an answer") == ("", "")
-    assert splitter.finish() == ("", "Just an answer")
+# Piece by piece: what each piece of a stream releases, as (reasoning, answer).
+@pytest.mark.parametrize("preopened, steps", [
+    (False, [("\n", ("", "")),  # leading whitespace: held until something visible
+             ("Hel", ("", "\nHel")), ("lo <think>", ("", "lo <think>")), ("</think>", ("", "</think>")),
+             (FINISH, ("", ""))]),
+    # a possible tag is held only at the start
+    (False, [("<", ("", "")), ("th", ("", "")), ("e answer", ("", "<the answer")), (" <thi", ("", " <thi"))]),
+    # reasoning leaves as it arrives, but for a possible closing tag
+    (False, [("<thi", ("", "")), ("nk>\n", ("", "")), ("Let me", ("Let me", "")), (" see.</", (" see.", "")),
+             ("b>", ("</b>", "")), ("\n</thi", ("\n", "")), ("nk>\n", ("", "")),
+             ("\n", ("", "")),  # the whitespace after the block is nobody's
+             ("42", ("", "42")), (" <think>", ("", " <think>"))]),
+    # preopened holds the start until the closing tag
+    (True, [("Okay, ", ("", "")), ("six times seven.</th", ("", "")),
+            ("ink>\n\nIt is 42.", ("Okay, six times seven.", "It is 42.")), (" Really.", ("", " Really."))]),
+    # preopened without a closing tag: answer at the end
+    (True, [("Just an answer", ("", "")), (FINISH, ("", "Just an answer"))]),
+], ids=["answer-as-it-arrives", "possible-tag-at-the-start-only", "reasoning-as-it-arrives",
+        "preopened-until-the-closing-tag", "preopened-without-closing-tag"])
+def test_each_piece_releases_what_it_can(preopened, steps):
+    splitter = ThinkSplitter(preopened=preopened)
+    for piece, released in steps:
+        assert (splitter.finish() if piece is FINISH else splitter.feed(piece)) == released, piece
 
 
 @pytest.mark.parametrize("content,reasoning,answer,needs_preopened", [
