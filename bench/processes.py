@@ -7,25 +7,18 @@ import os
 import pathlib
 import select
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
 from client import FUNCTION_HEADERS, MODEL, generate_path
-from helpers import child_pids, status_kib
+from helpers import child_pids, free_port, status_kib
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
 # Settings that would switch the function out of pass-through mode (the caller's key goes upstream).
 PASS_THROUGH_UNSET = ("UPSTREAM_API_KEY", "ACCESS_KEYS", "ALLOW_UNAUTHENTICATED")
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class UpstreamProcess:

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from fake_upstream import FakeUpstream
-from helpers import KEY, Answer
+from helpers import KEY, Answer, free_port
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
@@ -36,7 +36,7 @@ class FunctionServer:
     ``container=True`` as the Dockerfile runs it (gunicorn with functions-framework's app)."""
 
     def __init__(self, env, container=False):
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tempfile.NamedTemporaryFile(prefix="function-", suffix=".log", delete=False)
         full_env = {k: v for k, v in os.environ.items() if k not in ("UPSTREAM_API_KEY", "ACCESS_KEYS")}
@@ -134,12 +134,6 @@ def pytest_runtest_makereport(item, call):
                         report.sections.append((f"log of {name} ({type(value).__name__})", getattr(value, method)()))
                     break
     return report
-
-
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 
 KEY = "test-key-123"
 # Variables that would point a Google client somewhere else (Vertex, another key, base URL or
@@ -64,6 +65,13 @@ def sse_data(body):
 def sse_chunks(response):
     """The JSON chunks of a Gemini SSE answer."""
     return [json.loads(data) for data in sse_data(response.content)]
+
+
+def free_port():
+    """A free loopback port, for a server a test or the bench starts."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def child_pids(pid):

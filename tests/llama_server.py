@@ -21,7 +21,6 @@ import os
 import pathlib
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tarfile
@@ -30,6 +29,8 @@ import time
 import zipfile
 
 import requests
+
+from helpers import free_port
 
 # The official Python bindings' source distribution vendors a whole llama.cpp tree.
 SOURCE = ("llama-cpp-python", "0.3.36", "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e")
@@ -170,12 +171,6 @@ def _first_call_only(template):
             raise Unavailable(f"the Gemma 4 template changed: {old!r} is not there once")
         template = template.replace(old, new)
     return template
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class LlamaServer:

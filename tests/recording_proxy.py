@@ -14,7 +14,7 @@ _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer",
 class Exchange:
     def __init__(self, method, path, request):
         self.method, self.path, self.request = method, path, request
-        self.status, self.body, self.complete = None, b"", False
+        self.status, self.body = None, b""
 
     def json(self):
         return json.loads(self.body)
@@ -59,7 +59,6 @@ class RecordingProxy:
                         self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
                         self.wfile.flush()
                     self.wfile.write(b"0\r\n\r\n")
-                    exchange.complete = True
                 except (OSError, http.client.HTTPException):
                     self.close_connection = True  # the server died mid-answer: so does this answer
                 finally:

@@ -21,6 +21,7 @@ import pytest
 
 from conftest import dockerfile_command
 from gemini_compat.config import Settings
+from helpers import free_port
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy.sh"
@@ -493,12 +494,6 @@ def server_env(**extra):
     env.update(extra)
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     return env
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def raw_request(port, request, timeout=10):
