@@ -21,6 +21,7 @@ import sys
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import run  # noqa: E402,F401  (re-runs this under .venv when needed, and puts tests/ on sys.path)
 from client import FUNCTION_HEADERS, Client, generate_path  # noqa: E402
+from helpers import sse_data  # noqa: E402
 from llama_server import LlamaServer  # noqa: E402
 from measurements import measure_added_latency, percentile  # noqa: E402
 from processes import FunctionProcess  # noqa: E402
@@ -41,13 +42,11 @@ def bodies(max_tokens, stream):
 
 def streamed_text(data, gemini):
     text = []
-    for line in data.decode().splitlines():
-        if line.startswith("data: ") and line != "data: [DONE]":
-            event = json.loads(line[6:])
-            if gemini:
-                text += [p.get("text", "") for c in event.get("candidates", []) for p in c["content"]["parts"]]
-            elif event.get("choices"):
-                text.append(event["choices"][0]["delta"].get("content") or "")
+    for event in (json.loads(payload) for payload in sse_data(data) if payload != b"[DONE]"):
+        if gemini:
+            text += [p.get("text", "") for c in event.get("candidates", []) for p in c["content"]["parts"]]
+        elif event.get("choices"):
+            text.append(event["choices"][0]["delta"].get("content") or "")
     return "".join(text)
 
 

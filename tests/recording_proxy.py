@@ -7,6 +7,8 @@ import json
 import threading
 import urllib.parse
 
+from helpers import sse_data
+
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection",
                "content-length", "host"}
 
@@ -21,8 +23,7 @@ class Exchange:
 
     def events(self):
         """The JSON payloads of an SSE answer, ``[DONE]`` left out."""
-        lines = self.body.decode().splitlines()
-        return [json.loads(line[6:]) for line in lines if line.startswith("data: ") and line != "data: [DONE]"]
+        return [json.loads(data) for data in sse_data(self.body) if data != b"[DONE]"]
 
 
 class RecordingProxy:
