@@ -8,6 +8,7 @@ caller's key never leaves the function.
 import hashlib
 import hmac
 import re
+import typing
 
 from .config import fingerprint
 from .errors import PermissionDenied, api_key_invalid
@@ -35,21 +36,39 @@ NO_ACCESS_KEYS = (
 )
 
 
-def upstream_key(settings, headers, args):
-    """(the key to call the upstream with, who the caller is for the log), once the caller is let
-    in; raises the Gemini error otherwise. The caller is an access key's name, else its key's
-    fingerprint (config.fingerprint), and "" when no key was asked for."""
+class Caller(typing.NamedTuple):
+    key: str  # the key to call the upstream with
+    name: str  # who the caller is, for the log: an access key's name, else its key's fingerprint
+    # Whose files and cached contents the caller's are: 32 hex digits of the SHA-256 of the key it
+    # presented (an access key, or in pass-through mode its upstream key), or "team" for all callers
+    # (FILES_SCOPE=team, or IAM the only gate). A key's digest, never the key, names stored things.
+    owner: str
+    # In pass-through mode: the key is the caller's own, not yet known to the upstream to be good.
+    unverified: bool = False
+
+
+TEAM_OWNER = "team"
+
+
+def caller(settings, headers, args):
+    """The Caller, once it is let in; raises the Gemini error otherwise. Its name is "" when no key
+    was asked for (IAM the only gate)."""
     if not settings.team_mode:
         key = caller_key(headers, args)
-        return key, fingerprint(hashlib.sha256(key.encode()).digest())
+        digest = hashlib.sha256(key.encode()).digest()
+        return Caller(key, fingerprint(digest), _owner(settings, digest), unverified=True)
     if settings.access_keys:
-        caller = access_key_caller(caller_key(headers, args), settings.access_keys)
-        if caller is None:
+        found = access_key_caller(caller_key(headers, args), settings.access_keys)
+        if found is None:
             raise api_key_invalid()
-        return settings.upstream_api_key, caller
+        return Caller(settings.upstream_api_key, found.caller, _owner(settings, found.digest))
     if settings.allow_unauthenticated:
-        return settings.upstream_api_key, ""
+        return Caller(settings.upstream_api_key, "", TEAM_OWNER)
     raise PermissionDenied(NO_ACCESS_KEYS)
+
+
+def _owner(settings, digest):
+    return TEAM_OWNER if settings.files_scope == "team" else digest.hex()[:32]
 
 
 def caller_key(headers, args):
@@ -71,11 +90,11 @@ def caller_key(headers, args):
 
 
 def access_key_caller(key, access_keys):
-    """The caller of the team's access key ``key`` (config.AccessKey), or None when it is none of
-    them; compares against every digest, in constant time."""
+    """The team's access key (config.AccessKey) ``key`` is, or None when it is none of them;
+    compares against every digest, in constant time."""
     presented = hashlib.sha256(key.encode()).digest()
     found = None
     for access_key in access_keys:
         if hmac.compare_digest(presented, access_key.digest):
-            found = access_key.caller
+            found = access_key
     return found

@@ -35,6 +35,17 @@ DEFAULT_MAX_UPSTREAM_RESPONSE_BYTES = 16 * 1024 * 1024
 # upstream request's JSON and its bytes, not all at once; bench/reliability.py measures it), five
 # leaves room. request_body.MemoryBudget counts by it; REQUEST_MEMORY_BYTES must hold one request.
 BYTE_COST = 5
+# Files and cached contents (files.py, caches.py), Google's own limits where it has them: a file
+# is kept 48 h and holds up to 2 GB; a project stores up to 20 GB; a cache lives 1 h unless told.
+DEFAULT_FILE_TTL = 48 * 3600.0
+DEFAULT_FILE_MAX_BYTES = 2 * 1024 ** 3
+DEFAULT_STORAGE_QUOTA_BYTES = 20 * 1024 ** 3
+# Files, caches and unfinished uploads one owner may hold: listing them is what a quota check costs.
+DEFAULT_STORAGE_QUOTA_OBJECTS = 10_000
+DEFAULT_CACHE_TTL = 3600.0
+DEFAULT_CACHE_MAX_TTL = 30 * 24 * 3600.0
+# Where files are kept off Cloud Run when neither STORAGE_BUCKET nor STORAGE_DIR says.
+DEFAULT_STORAGE_DIR_NAME = "gemini-compat-store"
 
 _HEX_DIGEST = re.compile(r"^[0-9a-fA-F]{64}$")
 _CALLER_NAME = re.compile(r"[A-Za-z0-9._@-]{1,64}")
@@ -72,6 +83,25 @@ class Settings:
     # opens the block in the prompt, so a stream's start is held until </think>, at most 64 KiB).
     think_tags: str = "leading"
     gcp_project: str = ""
+    # Files and cached contents: where they are kept (a gs:// bucket, or a folder; neither: the
+    # routes answer 501), whose they are ("key": each access or upstream key its own; "team": one
+    # owner for the deployment, as a Google project), and the limits.
+    storage_bucket: str = ""  # "bucket" or "bucket/prefix", from gs://bucket[/prefix]
+    storage_dir: str = ""
+    public_base_url: str = ""  # the function's URL as clients reach it, for upload URLs and file URIs
+    files_scope: str = "key"
+    file_ttl: float = DEFAULT_FILE_TTL
+    file_max_bytes: int = DEFAULT_FILE_MAX_BYTES
+    storage_quota_bytes: int = DEFAULT_STORAGE_QUOTA_BYTES
+    storage_quota_objects: int = DEFAULT_STORAGE_QUOTA_OBJECTS
+    # Bytes of stored files one generate request may send upstream (resolved fileData), in all.
+    max_resolved_file_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    cache_max_ttl: float = DEFAULT_CACHE_MAX_TTL
+    # Google refuses caches under a floor of tokens (1,024 to 4,096 by model); 0: no floor.
+    cache_min_tokens: int = 0
+    # "upstream": a cache's tokens are counted by the upstream when it is created (which also warms
+    # the upstream's own prefix cache); "none": not counted, and no usageMetadata.
+    cache_token_count: str = "upstream"
     # functions-framework's gunicorn threads (its own default: 4 per core): the pool's size too.
     threads: int = 4 * (os.cpu_count() or 1)
 
@@ -124,12 +154,48 @@ class Settings:
                                         lambda value: _choice("THINKING_RULES", value.lower(), DIALECTS)),
             gcp_project=_text(env, "GOOGLE_CLOUD_PROJECT") or _text(env, "GCP_PROJECT"),
             threads=_number(env, "THREADS", cls.threads, int, minimum=1),
+            **_storage_settings(env, max_request_bytes),
         )
 
 
 class AccessKey(typing.NamedTuple):
     digest: bytes  # SHA-256 of the key
     caller: str  # who it is, for the log: the entry's name, or the digest's first 8 hex digits
+
+
+def _storage_settings(env, max_request_bytes):
+    """The files and cached contents settings. Off Cloud Run (no K_SERVICE) files are kept in a
+    folder by default; on Cloud Run only where STORAGE_BUCKET or STORAGE_DIR (a mounted volume)
+    says: an instance's own disk is its memory, and another instance would not find the file."""
+    bucket = _text(env, "STORAGE_BUCKET")
+    if bucket:
+        name = bucket.removeprefix("gs://").strip("/")
+        if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{1,221}[a-z0-9](/[^\s]*)?", name):
+            raise ConfigError("STORAGE_BUCKET", f"STORAGE_BUCKET must be gs://bucket or gs://bucket/prefix, got {bucket!r}")
+        bucket = name
+    storage_dir = _text(env, "STORAGE_DIR")
+    if bucket and storage_dir:
+        raise ConfigError("STORAGE_DIR", "STORAGE_DIR and STORAGE_BUCKET are two places for the same files: set one")
+    if not bucket and not storage_dir and not _text(env, "K_SERVICE"):
+        storage_dir = os.path.join(_text(env, "TMPDIR") or "/tmp", DEFAULT_STORAGE_DIR_NAME)
+    public_base_url = _text(env, "PUBLIC_BASE_URL").rstrip("/")
+    if public_base_url and not public_base_url.startswith(("http://", "https://")):
+        raise ConfigError("PUBLIC_BASE_URL", f"PUBLIC_BASE_URL must be an http(s) URL, got {public_base_url!r}")
+    return dict(
+        storage_bucket=bucket,
+        storage_dir=storage_dir,
+        public_base_url=public_base_url,
+        files_scope=_choice("FILES_SCOPE", _text(env, "FILES_SCOPE").lower() or "key", ("key", "team")),
+        file_ttl=_number(env, "FILE_TTL", DEFAULT_FILE_TTL, float, minimum=1),
+        file_max_bytes=_number(env, "FILE_MAX_BYTES", DEFAULT_FILE_MAX_BYTES, int, minimum=1),
+        storage_quota_bytes=_number(env, "STORAGE_QUOTA_BYTES", DEFAULT_STORAGE_QUOTA_BYTES, int, minimum=0),
+        storage_quota_objects=_number(env, "STORAGE_QUOTA_OBJECTS", DEFAULT_STORAGE_QUOTA_OBJECTS, int, minimum=0),
+        max_resolved_file_bytes=_number(env, "MAX_RESOLVED_FILE_BYTES", max_request_bytes, int, minimum=0),
+        cache_max_ttl=_number(env, "CACHE_MAX_TTL", DEFAULT_CACHE_MAX_TTL, float, minimum=1),
+        cache_min_tokens=_number(env, "CACHE_MIN_TOKENS", 0, int, minimum=0),
+        cache_token_count=_choice("CACHE_TOKEN_COUNT", _text(env, "CACHE_TOKEN_COUNT").lower() or "upstream",
+                                  ("upstream", "none")),
+    )
 
 
 def access_key(entry):

@@ -2,9 +2,11 @@
 
 import flask
 
-from . import auth, catalogue, request_body, routing, streaming, thinking
+from . import auth, catalogue, request_body, routing, storage, streaming, thinking
+from .caches import CachedContents
 from .embeddings import embedding_batches, embedding_vectors
 from .errors import GeminiError, InvalidArgument, PermissionDenied, UpstreamError
+from .files import Files
 from .json_wire import JSON_CONTENT_TYPE, dumps
 from .logs import RequestLog, internal_error
 from .request_translation import chat_request, count_tokens_request
@@ -23,6 +25,9 @@ class Gateway:
         self.upstream = Upstream(settings)
         self.request_memory = request_body.MemoryBudget(settings.request_memory_bytes)
         request_body.give_freed_memory_back()
+        store = storage.open_store(settings)
+        self.files = Files(settings, store, self.upstream, self.request_memory)
+        self.caches = CachedContents(settings, store, self.files, self.upstream)
 
     def handle(self, request):
         log = RequestLog(request, self.settings.gcp_project)
@@ -56,10 +61,17 @@ class Gateway:
         if request.method == "OPTIONS" and self.settings.cors_origins:
             return preflight_response(request, self.settings.cors_origins)
         route = routing.parse_route(routing.raw_path(request.environ), request.method)
+        if route.action == "uploadFile" and "upload_id" in request.args:
+            return self.files.upload_chunk(request, route, log)  # the upload URL is the credential: no key
         log.fields["model"] = route.model
-        key, caller = auth.upstream_key(self.settings, request.headers, request.args)
-        if caller:
-            log.fields["caller"] = caller
+        caller = auth.caller(self.settings, request.headers, request.args)
+        if caller.name:
+            log.fields["caller"] = caller.name
+        if route.collection == "files":
+            return self.files.respond(request, route, caller, log)
+        if route.collection == "cachedContents":
+            return self.caches.respond(request, route, caller, log)
+        key = caller.key
         if route.action == "listModels":
             page_size, offset = catalogue.page_query(request.args)
             return json_response(catalogue.page(self.models(key, catalogue.gemini_models), page_size, offset))
@@ -70,14 +82,16 @@ class Gateway:
         body = request_body.read_json(request, self.settings.max_request_bytes, self.settings.client_body_timeout,
                                       self.request_memory)
         if route.action == "countTokens":
-            return json_response(self.count_tokens(model, key, COUNT_TOKENS.validate(body)))
+            body = self.caches.counted_request(COUNT_TOKENS.validate(body), route, caller)
+            return json_response(self.count_tokens(model, key, self.files.resolved(body, caller, request.environ)))
         if route.action == "embedContent":
             answer = self.embed(route, model, key, [EMBED_CONTENT.validate(body)], base_path=None)
             return json_response({"embedding": answer[0]})
         if route.action == "batchEmbedContents":
             requests = BATCH_EMBED_CONTENTS.validate(body)["requests"]
             return json_response({"embeddings": self.embed(route, model, key, requests, base_path=["requests"])})
-        body = GENERATE_CONTENT.validate(body)
+        body = self.files.resolved(self.caches.materialized(GENERATE_CONTENT.validate(body), route, caller), caller,
+                                   request.environ)
         if route.action == "streamGenerateContent":
             return self.stream(model, key, body, request.args.get("alt") == "sse", log)
         return self.generate(model, key, body, log)
