@@ -33,6 +33,7 @@ max_upstream_response_bytes=""
 model_aliases=""
 allowed_models=""
 cors_origins=""
+storage_bucket=""
 upstream_key_secret=""
 access_keys_secret=""
 public=false
@@ -63,8 +64,9 @@ Where and what:
   --runtime RUNTIME          Cloud Functions only: python311 or python312 (default: python311).
                              Cloud Run uses the Dockerfile's Python.
   --service-account EMAIL    Runtime service account (default: the project's default compute
-                             service account). It needs roles/secretmanager.secretAccessor on
-                             the secrets below.
+                             service account, PROJECT_NUMBER-compute@developer.gserviceaccount.com).
+                             It needs roles/secretmanager.secretAccessor on the secrets below;
+                             --storage-bucket grants it its bucket.
 
 Capacity (streams hold a request open for minutes, hence the long timeout):
   --timeout SECONDS          Request timeout, 1-3600, e.g. 3600 or 3600s (default: 3600, the
@@ -76,7 +78,8 @@ Capacity (streams hold a request open for minutes, hence the long timeout):
                              the requests in flight: 512Mi fits the default concurrency 16 with
                              MAX_REQUEST_BYTES 20 MiB; see README's sizing rule. Warns when it
                              is below about 160Mi + REQUEST_MEMORY_BYTES (256 MiB, or
-                             5 x --max-request-bytes if more).
+                             5 x --max-request-bytes if more), + 40Mi with a bucket (the Cloud
+                             Storage library, loaded on first use).
   --cpu N                    vCPUs per instance, e.g. 1, 2 (default: 1; at least 1 when
                              concurrency > 1).
   --min-instances N          Instances kept warm (default: 0: scale to zero, pay per request,
@@ -108,8 +111,26 @@ EOF
                              any model).
   --cors-origins LIST        CORS_ORIGINS, comma-separated browser origins (default: unset, no
                              CORS headers).
-  --env KEY=VALUE            Any other environment variable; repeatable.
+  --env KEY=VALUE            Any other environment variable; repeatable. The files and cached
+                             contents settings too (FILE_TTL, FILES_SCOPE, PUBLIC_BASE_URL, ...;
+                             see README), checked like the rest.
   (Always set: THREADS, see --concurrency, and GOOGLE_CLOUD_PROJECT, for log trace links.)
+
+Files and cached contents (the upload, files and cachedContents routes) keep their state in
+storage every instance shares. Without it, on Cloud Run and Cloud Functions alike, those routes
+answer 501 UNIMPLEMENTED and everything else works as before.
+  --storage-bucket NAME      Or gs://NAME/PREFIX. Before the deploy: creates the bucket if absent
+                             (in --region and --project, uniform bucket-level access, public
+                             access prevention); sets its lifecycle rules, replacing any it has,
+                             to delete expired objects (under PREFIX/ if given) a day or more
+                             after they expire; enforces public access prevention; grants the
+                             runtime service account roles/storage.objectUser on that bucket
+                             only. Then sets STORAGE_BUCKET=gs://NAME[/PREFIX]. You need
+                             roles/storage.admin on the bucket (or the project) to run it.
+  Left to you: a bucket you manage yourself goes in with --env STORAGE_BUCKET=gs://NAME (then
+  deploy.sh creates, changes and grants nothing); Cloud Run can instead mount a volume every
+  instance shares (-- --add-volume=... --add-volume-mount=...) for --env STORAGE_DIR=PATH (an
+  NFS share such as Filestore; not a Cloud Storage FUSE mount, whose renames are not atomic).
 
 Secrets (Secret Manager; only the secret's name is on the command line, never its value;
 given either, the deploy replaces all the function's secrets):
@@ -133,8 +154,8 @@ Who can call it:
   --i-know-its-open          ...unless you pass this too (sets ALLOW_UNAUTHENTICATED=true).
 
 Running:
-  --dry-run                  Print the gcloud command, shell-quoted for copy and paste, and do
-                             not run it. Needs no gcloud unless --project is left out (python3,
+  --dry-run                  Print the gcloud commands, shell-quoted for copy and paste, and do
+                             not run them (with --storage-bucket, a short bash script). Needs no gcloud unless --project is left out (python3,
                              to check the settings, always). Honoured after -- too (and then not
                              passed to gcloud).
   -h, --help                 This help.
@@ -163,10 +184,16 @@ warn() {
   printf '%s: warning: %s\n' "$PROG" "$*" >&2
 }
 
-# Shell-quote one word for --dry-run output: bare when it is plainly safe, else single quotes.
+# Shell-quote one word for --dry-run output: bare when it is plainly safe, else single quotes;
+# but double quotes when it is safe apart from $project_number_ref, set when --dry-run prints a
+# line that sets PROJECT_NUMBER: the shell that runs the printed lines must expand it.
+project_number_ref=""
 quote() {
-  if [[ $1 =~ ^[A-Za-z0-9_./:=@,+%-]+$ ]]; then
+  local safe='^[A-Za-z0-9_./:=@,+%-]*$'
+  if [[ -n $1 && $1 =~ $safe ]]; then
     printf '%s' "$1"
+  elif [[ -n $project_number_ref && $1 == *"$project_number_ref"* && ${1//"$project_number_ref"/} =~ $safe ]]; then
+    printf '"%s"' "$1"
   else
     local q="'\\''"
     printf "'%s'" "${1//\'/$q}"
@@ -188,7 +215,7 @@ takes_value() {
       --concurrency | --memory | --cpu | --min-instances | --max-instances | \
       --upstream-base-url | --upstream-timeout | --upstream-retries | --max-request-bytes | \
       --client-body-timeout | --max-upstream-response-bytes | \
-      --model-aliases | --allowed-models | --cors-origins | --env | \
+      --model-aliases | --allowed-models | --cors-origins | --env | --storage-bucket | \
       --upstream-key-secret | --access-keys-secret) return 0 ;;
     *) return 1 ;;
   esac
@@ -212,11 +239,16 @@ whole_number() {
 # The function's own configuration code, gemini_compat/config.py, is the one source of its settings'
 # rules and defaults. It imports only the standard library, and -I -S keep site-packages and
 # PYTHONPATH out, so nothing needs installing.
-#   function_config default FIELD        Settings.FIELD's default, as --help shows it.
-#   function_config check KEY=VALUE...   The MiB REQUEST_MEMORY_BYTES comes to, and BYTE_COST; or,
-#                                        exit status 3, the variable refused and the function's reason.
+#   function_config default FIELD          Settings.FIELD's default, as --help shows it.
+#   function_config check KEY=VALUE...     The MiB REQUEST_MEMORY_BYTES comes to, BYTE_COST, and the
+#                                          bucket[/prefix] STORAGE_BUCKET names if any; or, exit
+#                                          status 3, the variable refused and the function's reason.
+#   function_config lifecycle KEY=VALUE... The bucket's lifecycle rules, as `gcloud storage buckets
+#                                          update --lifecycle-file` reads them.
 function_config() {
   python3 -I -S -c '
+import json
+import math
 import sys
 sys.path.insert(0, sys.argv[1])
 from gemini_compat import config
@@ -235,7 +267,27 @@ else:
     except config.ConfigError as error:
         print(error.variable, error)
         sys.exit(3)
-    print(-(-settings.request_memory_bytes // (1 << 20)), config.BYTE_COST)
+    if command == "check":
+        print(-(-settings.request_memory_bytes // (1 << 20)), config.BYTE_COST, settings.storage_bucket)
+    else:
+        # The function checks expiry on every read; these rules collect what expired, a day or more
+        # after (lifecycle rules count whole days and run asynchronously). Ages count from creation.
+        prefix = settings.storage_bucket.partition("/")[2]
+
+        def delete(folder, **condition):
+            return {"action": {"type": "Delete"},
+                    "condition": dict(condition, matchesPrefix=[f"{prefix}/{folder}" if prefix else folder])}
+
+        def days_after(seconds):
+            return math.ceil(seconds / 86400) + 1
+
+        rules = [
+            delete("files/", age=days_after(settings.file_ttl)),
+            delete("uploads/", age=7),  # a resumable upload session lives a week
+            delete("cachedContents/", daysSinceCustomTime=1),  # custom time: the expire time
+            delete("cacheFiles/", age=days_after(settings.cache_max_ttl)),  # outlive their cache
+        ]
+        print("{\"rule\": [\n  " + ",\n  ".join(json.dumps(rule) for rule in rules) + "\n]}")
 ' "$REPO_DIR" "$@"
 }
 
@@ -317,6 +369,7 @@ while (($#)); do
     --allowed-models) allowed_models=$value ;;
     --cors-origins) cors_origins=$value ;;
     --env) extra_env+=("$value") ;;
+    --storage-bucket) storage_bucket=$value ;;
     --upstream-key-secret) upstream_key_secret=$(secret_ref "$arg" "$value") || exit ;;
     --access-keys-secret) access_keys_secret=$(secret_ref "$arg" "$value") || exit ;;
     --public) public=true ;;
@@ -334,7 +387,13 @@ done
 # sets and guards. gcloud takes no abbreviations and no =VALUE on its switches, so the flag name
 # (the word up to any '=') is all it could mean. --dry-run is this script's, wherever it is.
 gcloud_args=()
+account_after_dashes=""  # --service-account's value after --, which --storage-bucket grants the bucket
+account_is_next=false
 for word in ${extra_gcloud[@]+"${extra_gcloud[@]}"}; do
+  if $account_is_next; then
+    account_after_dashes=$word
+    account_is_next=false
+  fi
   flag_name=${word%%=*}
   case $flag_name in
     --dry-run)
@@ -354,7 +413,12 @@ for word in ${extra_gcloud[@]+"${extra_gcloud[@]}"}; do
       die "$flag_name after -- would override deploy.sh's own; pass deploy.sh's $flag_name before --" ;;
     --service-account)
       [[ -z $service_account ]] ||
-        die "--service-account is given twice, before and after --; pass it once" ;;
+        die "--service-account is given twice, before and after --; pass it once"
+      if [[ $word == *=* ]]; then
+        account_after_dashes=${word#*=}
+      else
+        account_is_next=true
+      fi ;;
     --source | --entry-point | --image | --function | --command | --args)
       die "$flag_name after -- would change what runs; deploy.sh deploys this repository's function as it is" ;;
     --flags-file)
@@ -375,6 +439,12 @@ if [[ $platform == run ]] && $runtime_given; then
 fi
 [[ -z $service_account || $service_account =~ ^[^@[:space:]]+@[^@[:space:]]+$ ]] ||
   die "--service-account must be a service account email, got '$service_account'"
+# The account the function runs as, granted its bucket: given before or after --, else (found
+# later, from the project's number) the project's default compute service account.
+runtime_account=${service_account:-$account_after_dashes}
+if [[ -n $storage_bucket && -n $runtime_account && ! $runtime_account =~ ^[^@[:space:]]+@[^@[:space:]]+$ ]]; then
+  die "--storage-bucket grants the bucket to the runtime service account, so --service-account must be its email, got '$runtime_account'"
+fi
 
 whole_number --timeout "$timeout" 1 3600
 whole_number --concurrency "$concurrency" 1 1000
@@ -421,6 +491,9 @@ for item in ${extra_env[@]+"${extra_env[@]}"}; do
     ALLOW_UNAUTHENTICATED) die "ALLOW_UNAUTHENTICATED is set by --iam-only or --public --i-know-its-open" ;;
     PORT | K_SERVICE | K_REVISION | K_CONFIGURATION)
       die "$key is set by the platform and cannot be overridden" ;;
+    STORAGE_BUCKET | STORAGE_DIR)
+      [[ -z $storage_bucket ]] ||
+        die "--storage-bucket sets STORAGE_BUCKET, and the function keeps its files in one place: drop --env $key, or drop --storage-bucket to use a bucket or folder you manage yourself" ;;
     *) if option=$(option_for "$key"); then die "set $key with $option"; fi ;;
   esac
 done
@@ -475,26 +548,46 @@ env_pairs+=("THREADS=$concurrency")
 # A value the function would refuse at start fails here, not after a slow build.
 command -v python3 >/dev/null 2>&1 ||
   die "python3 is not on PATH: deploy.sh checks the function's settings with the function's own gemini_compat/config.py (Python 3.8 or later, no packages needed)"
+function_env=("${env_pairs[@]}")
+[[ -z $storage_bucket ]] || function_env+=("STORAGE_BUCKET=$storage_bucket")
+function_env+=(${extra_env[@]+"${extra_env[@]}"})
 check_status=0
-checked=$(function_config check "${env_pairs[@]}" ${extra_env[@]+"${extra_env[@]}"} 2>&1) || check_status=$?
+checked=$(function_config check "${function_env[@]}" 2>&1) || check_status=$?
 if ((check_status == 3)); then
   read -r variable reason <<<"$checked"
-  option=$(option_for "$variable") || option=--env
+  if [[ $variable == STORAGE_BUCKET && -n $storage_bucket ]]; then
+    option=--storage-bucket
+  else
+    option=$(option_for "$variable") || option=--env
+  fi
   die "$option: $reason"
 elif ((check_status != 0)); then
   die "could not check the function's settings with $(command -v python3) (Python 3.8 or later needed): ${checked##*$'\n'}"
 fi
-read -r request_mib byte_cost <<<"$checked"
+read -r request_mib byte_cost bucket_path <<<"$checked"
+if [[ -n $storage_bucket ]]; then
+  # As the function reads it: gs://bucket or gs://bucket/prefix, no trailing slash.
+  env_pairs+=("STORAGE_BUCKET=gs://$bucket_path")
+  lifecycle_json=$(function_config lifecycle "${function_env[@]}")
+fi
 
-# Memory must hold the worker (about 160 MiB, with its threads' streams) and REQUEST_MEMORY_BYTES,
-# the function's budget for the requests it translates at once. README's sizing rule.
+# Memory must hold the worker (about 160 MiB, with its threads' streams; 40 MiB more once it has
+# loaded google-cloud-storage, on its first use of a bucket) and REQUEST_MEMORY_BYTES, the
+# function's budget for the requests it translates at once (stored files it sends upstream
+# included). README's sizing rule.
 case $memory in
   *Gi) memory_mib=$((${memory%Gi} * 1024)) ;;
   *) memory_mib=${memory%Mi} ;;
 esac
-needed_mib=$((160 + request_mib))
+worker_mib=160
+worker_note=""
+if [[ -n $bucket_path ]]; then
+  worker_mib=200
+  worker_note=" (with the Cloud Storage library)"
+fi
+needed_mib=$((worker_mib + request_mib))
 if ((memory_mib < needed_mib)); then
-  warn "--memory $memory is below about ${needed_mib}Mi: 160Mi for the worker and ${request_mib}Mi for the requests in flight (REQUEST_MEMORY_BYTES, at least $byte_cost x MAX_REQUEST_BYTES); raise --memory or lower --max-request-bytes"
+  warn "--memory $memory is below about ${needed_mib}Mi: ${worker_mib}Mi for the worker$worker_note and ${request_mib}Mi for the requests in flight (REQUEST_MEMORY_BYTES, at least $byte_cost x MAX_REQUEST_BYTES); raise --memory or lower --max-request-bytes"
 fi
 
 # --- gcloud and the project. ---
@@ -563,7 +656,70 @@ secrets=()
 [[ -z $upstream_key_secret ]] || secrets+=("UPSTREAM_API_KEY=$upstream_key_secret")
 [[ -z $access_keys_secret ]] || secrets+=("ACCESS_KEYS=$access_keys_secret")
 
-# --- The command. ---
+# --- The commands: each printed (--dry-run), or shown and run, in order; the first to fail stops. ---
+
+step() {
+  if $dry_run; then
+    print_command "$@"
+    return
+  fi
+  printf '+ %s\n' "$(print_command "$@")" >&2
+  local status=0
+  "$@" || status=$?
+  if ((status != 0)); then
+    printf '%s: gcloud failed (exit %d), so nothing after it was run. Every step is safe to repeat: run deploy.sh again once this is fixed.\n' "$PROG" "$status" >&2
+    exit "$status"
+  fi
+}
+
+# --- The bucket (--storage-bucket), before the function that needs it. ---
+
+deploy_account=$service_account
+if [[ -n $storage_bucket ]]; then
+  bucket_url=gs://${bucket_path%%/*}
+  if [[ -z $runtime_account ]]; then
+    # The project's default compute service account, which both platforms run as by default, named
+    # after the project's number. The deploy names it too, so the account granted is the one that runs.
+    number_lookup=(gcloud projects describe "$project" "--format=value(projectNumber)")
+    if $dry_run; then
+      printf '%s\n' "PROJECT_NUMBER=\$($(print_command "${number_lookup[@]}"))"
+      project_number_ref="\${PROJECT_NUMBER}"
+      project_number=$project_number_ref
+    else
+      project_number=$(step "${number_lookup[@]}") || exit
+      [[ $project_number =~ ^[0-9]+$ ]] ||
+        die "gcloud gave '$project_number' for the project number of $project; pass --service-account EMAIL instead"
+    fi
+    runtime_account=$project_number-compute@developer.gserviceaccount.com
+    deploy_account=$runtime_account
+  fi
+
+  bucket_exists=(gcloud storage buckets describe "$bucket_url" "--format=value(name)")
+  bucket_create=(gcloud storage buckets create "$bucket_url" "--project=$project" "--location=$region"
+    --uniform-bucket-level-access --public-access-prevention)
+  if $dry_run; then
+    printf '%s >/dev/null 2>&1 || %s\n' "$(print_command "${bucket_exists[@]}")" "$(print_command "${bucket_create[@]}")"
+    lifecycle_file=gemini-storage-lifecycle.json
+    printf "cat >%s <<'EOF'\n%s\nEOF\n" "$lifecycle_file" "$lifecycle_json"
+  else
+    printf '+ %s\n' "$(print_command "${bucket_exists[@]}")" >&2
+    if "${bucket_exists[@]}" >/dev/null 2>&1; then
+      printf '%s: %s exists: it keeps its location and access settings.\n' "$PROG" "$bucket_url" >&2
+    else
+      step "${bucket_create[@]}"
+    fi
+    lifecycle_file=$(mktemp "${TMPDIR:-/tmp}/gemini-storage-lifecycle.XXXXXX")
+    trap 'rm -f "$lifecycle_file"' EXIT
+    printf '%s\n' "$lifecycle_json" >"$lifecycle_file"
+  fi
+  # An existing bucket too: its lifecycle rules become these, and nothing in it may be made public.
+  step gcloud storage buckets update "$bucket_url" "--lifecycle-file=$lifecycle_file" --public-access-prevention
+  # On the bucket, not the project: the function reaches no other bucket through this grant.
+  step gcloud storage buckets add-iam-policy-binding "$bucket_url" "--member=serviceAccount:$runtime_account" \
+    --role=roles/storage.objectUser
+fi
+
+# --- The function. ---
 
 if [[ $platform == functions ]]; then
   cmd=(gcloud functions deploy "$name" --gen2 "--project=$project" "--region=$region"
@@ -581,7 +737,7 @@ cmd+=("--timeout=${timeout}s" "--concurrency=$concurrency" "--memory=$memory" "-
 if ((${#secrets[@]})); then
   cmd+=("--set-secrets=$(IFS=,; printf '%s' "${secrets[*]}")")
 fi
-[[ -z $service_account ]] || cmd+=("--service-account=$service_account")
+[[ -z $deploy_account ]] || cmd+=("--service-account=$deploy_account")
 if $public; then
   cmd+=(--allow-unauthenticated)
 else
@@ -589,17 +745,9 @@ else
 fi
 cmd+=(${gcloud_args[@]+"${gcloud_args[@]}"})
 
+step "${cmd[@]}"
 if $dry_run; then
-  print_command "${cmd[@]}"
   exit 0
-fi
-
-printf '+ %s\n' "$(print_command "${cmd[@]}")" >&2
-status=0
-"${cmd[@]}" || status=$?
-if ((status != 0)); then
-  printf '%s: gcloud failed (exit %d); nothing else was changed.\n' "$PROG" "$status" >&2
-  exit "$status"
 fi
 
 cat >&2 <<EOF
