@@ -47,7 +47,8 @@ usage() {
   cat <<'EOF'
 Usage: ./deploy.sh [--run] [OPTIONS] [-- EXTRA_GCLOUD_ARGS...]
 
-Deploys this repository's function (main.py, target "gemini") with one gcloud command:
+Deploys this repository's function (main.py, target "gemini") with one gcloud command (after
+those for its bucket, with --storage-bucket):
   default  Cloud Functions 2nd gen:  gcloud functions deploy NAME --gen2 --trigger-http ...
   --run    Cloud Run:                gcloud run deploy NAME --source=REPO ...
            (gcloud builds the repository's Dockerfile with Cloud Build.)
@@ -125,12 +126,14 @@ answer 501 UNIMPLEMENTED and everything else works as before.
                              to delete expired objects (under PREFIX/ if given) a day or more
                              after they expire; enforces public access prevention; grants the
                              runtime service account roles/storage.objectUser on that bucket
-                             only. Then sets STORAGE_BUCKET=gs://NAME[/PREFIX]. You need
-                             roles/storage.admin on the bucket (or the project) to run it.
-  Left to you: a bucket you manage yourself goes in with --env STORAGE_BUCKET=gs://NAME (then
-  deploy.sh creates, changes and grants nothing); Cloud Run can instead mount a volume every
-  instance shares (-- --add-volume=... --add-volume-mount=...) for --env STORAGE_DIR=PATH (an
-  NFS share such as Filestore; not a Cloud Storage FUSE mount, whose renames are not atomic).
+                             only. Then sets STORAGE_BUCKET=gs://NAME[/PREFIX]. Running it
+                             takes roles/storage.admin on the project (on the bucket alone
+                             once it exists).
+  Or, left to you: --env STORAGE_BUCKET=gs://NAME[/PREFIX] names a bucket you manage (deploy.sh
+  then creates, changes and grants nothing: give the runtime service account
+  roles/storage.objectUser on it, and lifecycle rules like README's); or --env STORAGE_DIR=PATH,
+  a folder on a volume every instance mounts (Cloud Run only, after --: --add-volume and
+  --add-volume-mount; an NFS share such as Filestore, with README's caveats).
 
 Secrets (Secret Manager; only the secret's name is on the command line, never its value;
 given either, the deploy replaces all the function's secrets):

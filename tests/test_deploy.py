@@ -367,7 +367,7 @@ def test_help_explains_every_option():
                    "--concurrency", "--memory", "--cpu", "--min-instances", "--max-instances",
                    "--upstream-base-url", "--upstream-timeout", "--upstream-retries", "--max-request-bytes",
                    "--client-body-timeout", "--max-upstream-response-bytes", "--model-aliases", "--allowed-models",
-                   "--cors-origins", "--env", "--upstream-key-secret",
+                   "--cors-origins", "--env", "--storage-bucket", "--upstream-key-secret",
                    "--access-keys-secret", "--iam-only", "--public", "--i-know-its-open", "--dry-run"]:
         assert f"\n  {option} " in result.stdout or f"\n  {option}\n" in result.stdout, option
     assert "THREADS" in result.stdout
@@ -380,20 +380,34 @@ def test_help_explains_every_option():
 
 @pytest.fixture
 def fake_gcloud(tmp_path):
-    """A `gcloud` first on PATH that logs each call (one JSON argv a line) and answers `config
-    get-value project` with $FAKE_PROJECT; it exits with $FAKE_STATUS for anything else."""
+    """A `gcloud` first on PATH that logs each call (one JSON argv a line, a --lifecycle-file's
+    path replaced by the file's JSON) and answers `config get-value project` with $FAKE_PROJECT.
+    Anything else exits with $FAKE_STATUS, or, with $FAKE_FAIL set, only a call with that word;
+    else `projects describe` prints $FAKE_PROJECT_NUMBER and `storage buckets describe` finds
+    the bucket only with $FAKE_BUCKET_EXISTS set."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     log = tmp_path / "gcloud.log"
     script = bin_dir / "gcloud"
     script.write_text(f"""#!{sys.executable}
 import json, os, sys
+argv = sys.argv[1:]
+logged = [f"--lifecycle-file={{json.dumps(json.load(open(a.split('=', 1)[1])))}}"
+          if a.startswith("--lifecycle-file=") else a for a in argv]
 with open({str(log)!r}, "a") as f:
-    f.write(json.dumps(sys.argv[1:]) + "\\n")
-if sys.argv[1:4] == ["config", "get-value", "project"]:
+    f.write(json.dumps(logged) + "\\n")
+if argv[:3] == ["config", "get-value", "project"]:
     print(os.environ.get("FAKE_PROJECT", ""))
     sys.exit(0)
-sys.exit(int(os.environ.get("FAKE_STATUS", "0")))
+if os.environ.get("FAKE_FAIL", argv[0]) in argv:
+    status = int(os.environ.get("FAKE_STATUS", "0"))
+    if status:
+        sys.exit(status)
+if argv[:2] == ["projects", "describe"]:
+    print(os.environ.get("FAKE_PROJECT_NUMBER", "123456789012"))
+if argv[:3] == ["storage", "buckets", "describe"] and not os.environ.get("FAKE_BUCKET_EXISTS"):
+    print("ERROR: (gcloud.storage.buckets.describe) gs://... not found: 404.", file=sys.stderr)
+    sys.exit(1)
 """)
     script.chmod(0o755)
     env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", FAKE_PROJECT="fake-proj")
@@ -454,6 +468,229 @@ def test_python_missing_fails_clearly(path_without_gcloud):
     result = deploy("--dry-run", "--project", "my-proj", env=path_without_gcloud)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.startswith("deploy.sh: error: python3 is not on PATH") and "config.py" in result.stderr
+
+
+# --- deploy.sh --storage-bucket ----------------------------------------------------------------
+
+DEFAULT_ACCOUNT = "${PROJECT_NUMBER}-compute@developer.gserviceaccount.com"  # as --dry-run prints it
+
+
+def printed_script(*args, env=None):
+    """What --dry-run prints with --storage-bucket: a short bash script, as (lines, lifecycle):
+    its lines (a here-document as one line), and the lifecycle rules the here-document writes."""
+    result = deploy("--dry-run", *args, env=env)
+    assert result.returncode == 0, result.stderr
+    head, heredoc = result.stdout.split(" <<'EOF'\n", 1)
+    document, tail = heredoc.split("\nEOF\n", 1)
+    lines = head.splitlines() + tail.splitlines()
+    return lines, json.loads(document)
+
+
+def storage_steps(*args, env=None):
+    """The printed script's parts, each as the argv a shell makes of it: {"lookup": the project
+    number's line or None, "exists", "create", "lifecycle_file", "rules", "update", "grant", "deploy"}."""
+    lines, lifecycle = printed_script(*args, env=env)
+    lookup = lines.pop(0) if lines[0].startswith("PROJECT_NUMBER=") else None
+    bucket_line, lifecycle_line, update, grant, deploy_line = lines
+    exists, create = bucket_line.split(" >/dev/null 2>&1 || ")
+    assert lifecycle_line.startswith("cat >")
+    return {"lookup": lookup, "exists": shlex.split(exists), "create": shlex.split(create),
+            "lifecycle_file": lifecycle_line[len("cat >"):], "rules": lifecycle["rule"],
+            "update": shlex.split(update), "grant": shlex.split(grant), "deploy": shlex.split(deploy_line)}
+
+
+def rules_by_prefix(rules):
+    """{matchesPrefix: condition without it}, every rule a Delete of one prefix."""
+    by_prefix = {}
+    for rule in rules:
+        assert rule["action"] == {"type": "Delete"}
+        condition = dict(rule["condition"])
+        [prefix] = condition.pop("matchesPrefix")
+        by_prefix[prefix] = condition
+    return by_prefix
+
+
+@pytest.mark.parametrize("mode, deploy_head", [([], ["gcloud", "functions", "deploy", "gemini"]),
+                                               (["--run"], ["gcloud", "run", "deploy", "gemini"])])
+def test_storage_bucket_dry_run_prints_the_bucket_its_rules_its_grant_then_the_deploy(mode, deploy_head):
+    result = deploy("--dry-run", *mode, "--project", "my-proj", "--region", "europe-west1",
+                    "--storage-bucket", "gs://team-store")
+    assert result.returncode == 0 and result.stderr == ""  # the default 512Mi still fits
+    steps = storage_steps(*mode, "--project", "my-proj", "--region", "europe-west1", "--storage-bucket", "gs://team-store")
+    # The default runtime account is named after the project's number, which the script looks up.
+    assert steps["lookup"] == "PROJECT_NUMBER=$(gcloud projects describe my-proj '--format=value(projectNumber)')"
+    # Created only if absent, private, in the deploy's region and project.
+    assert steps["exists"] == ["gcloud", "storage", "buckets", "describe", "gs://team-store", "--format=value(name)"]
+    assert steps["create"] == ["gcloud", "storage", "buckets", "create", "gs://team-store", "--project=my-proj",
+                               "--location=europe-west1", "--uniform-bucket-level-access",
+                               "--public-access-prevention"]
+    assert rules_by_prefix(steps["rules"]) == {
+        "files/": {"age": 3},  # FILE_TTL 48 h, then a day
+        "uploads/": {"age": 7},
+        "cachedContents/": {"daysSinceCustomTime": 1},  # custom time: the cache's expire time
+        "cacheFiles/": {"age": 31},  # CACHE_MAX_TTL 30 d, then a day
+    }
+    assert steps["update"] == ["gcloud", "storage", "buckets", "update", "gs://team-store",
+                               f"--lifecycle-file={steps['lifecycle_file']}", "--public-access-prevention"]
+    # On the bucket only, to the account the function runs as, which the deploy names.
+    assert steps["grant"] == ["gcloud", "storage", "buckets", "add-iam-policy-binding", "gs://team-store",
+                              f"--member=serviceAccount:{DEFAULT_ACCOUNT}", "--role=roles/storage.objectUser"]
+    argv = steps["deploy"]
+    assert argv[:4] == deploy_head and flag(argv, "service-account") == DEFAULT_ACCOUNT
+    assert env_vars(argv)["STORAGE_BUCKET"] == "gs://team-store"
+    assert "--region=europe-west1" in argv
+
+
+def test_storage_bucket_prefix_prefixes_every_lifecycle_rule_and_names_the_bucket_alone_elsewhere():
+    steps = storage_steps("--project", "my-proj", "--storage-bucket", "gs://team-store/gemini/prod/",
+                          "--service-account", "gemini@my-proj.iam.gserviceaccount.com")
+    assert steps["lookup"] is None  # the account is given
+    assert set(rules_by_prefix(steps["rules"])) == {"gemini/prod/files/", "gemini/prod/uploads/",
+                                                    "gemini/prod/cachedContents/", "gemini/prod/cacheFiles/"}
+    for step in ("exists", "create", "update", "grant"):
+        assert "gs://team-store" in steps[step] and not any("gemini/prod" in word for word in steps[step])
+    assert "--member=serviceAccount:gemini@my-proj.iam.gserviceaccount.com" in steps["grant"]
+    assert flag(steps["deploy"], "service-account") == "gemini@my-proj.iam.gserviceaccount.com"
+    assert env_vars(steps["deploy"])["STORAGE_BUCKET"] == "gs://team-store/gemini/prod"  # as the function reads it
+
+
+def test_storage_bucket_takes_a_bare_name_and_rules_follow_the_functions_ttls():
+    steps = storage_steps("--project", "my-proj", "--storage-bucket", "team-store",
+                          "--env", "FILE_TTL=604800", "--env", "CACHE_MAX_TTL=90000")
+    assert env_vars(steps["deploy"])["STORAGE_BUCKET"] == "gs://team-store"
+    rules = rules_by_prefix(steps["rules"])
+    assert rules["files/"] == {"age": 8} and rules["cacheFiles/"] == {"age": 3}  # 7 d + 1; 25 h -> 2 d, + 1
+
+
+@pytest.mark.parametrize("extra", [["--", "--service-account=sa@p.iam.gserviceaccount.com"],
+                                   ["--", "--quiet", "--service-account", "sa@p.iam.gserviceaccount.com"]])
+def test_storage_bucket_grants_the_service_account_given_after_double_dash(extra):
+    steps = storage_steps("--project", "my-proj", "--storage-bucket", "team-store", *extra)
+    assert steps["lookup"] is None
+    assert "--member=serviceAccount:sa@p.iam.gserviceaccount.com" in steps["grant"]
+    assert steps["deploy"][-len(extra) + 1:] == extra[1:]  # passed on once, as given
+
+
+def test_storage_bucket_dry_run_needs_no_gcloud(path_without_gcloud):
+    result = deploy("--dry-run", "--storage-bucket", "team-store", env=path_without_gcloud)
+    assert result.returncode == 0, result.stderr
+    assert "PROJECT_NUMBER=$(gcloud projects describe PROJECT_ID" in result.stdout
+
+
+@pytest.mark.parametrize("args", [["--storage-bucket", "gs://team-store/gem"],
+                                  ["--run", "--storage-bucket", "team-store", "--service-account", "a@b.example"]])
+@pytest.mark.parametrize("exists", [False, True])
+def test_printed_script_runs_what_a_real_run_runs(fake_gcloud, tmp_path, args, exists):
+    env, calls = fake_gcloud
+    env = dict(env, TMPDIR=str(tmp_path / "tmp"), **({"FAKE_BUCKET_EXISTS": "1"} if exists else {}))
+    os.mkdir(env["TMPDIR"])
+    result = deploy("--project", "my-proj", *args, env=env)
+    assert result.returncode == 0, result.stderr
+    real = calls()
+    assert os.listdir(env["TMPDIR"]) == []  # the lifecycle file is gone
+    commands = [call[:3] for call in real]
+    expected = [["projects", "describe", "my-proj"]] * ("--service-account" not in args) + [
+        ["storage", "buckets", "describe"]] + [["storage", "buckets", "create"]] * (not exists) + [
+        ["storage", "buckets", "update"], ["storage", "buckets", "add-iam-policy-binding"],
+        ["run" if "--run" in args else "functions", "deploy", "gemini"]]
+    assert commands == expected
+    (tmp_path / "gcloud.log").unlink()
+    # The --dry-run script, run by bash against the same gcloud, makes the very same calls.
+    script = deploy("--dry-run", "--project", "my-proj", *args).stdout
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    printed = subprocess.run([BASH, "-euc", script], cwd=workdir, env=env, capture_output=True, text=True, timeout=30)
+    assert printed.returncode == 0, printed.stderr
+    assert calls() == real
+    if "--service-account" not in args:
+        assert "--member=serviceAccount:123456789012-compute@developer.gserviceaccount.com" in real[-2]
+        assert "--service-account=123456789012-compute@developer.gserviceaccount.com" in real[-1]
+
+
+@pytest.mark.parametrize("failing, ran", [
+    ("projects", ["projects"]),  # the project number: nothing changed yet
+    ("create", ["projects", "storage", "storage"]),
+    ("update", ["projects", "storage", "storage", "storage"]),
+    ("add-iam-policy-binding", ["projects", "storage", "storage", "storage", "storage"]),
+    ("deploy", ["projects", "storage", "storage", "storage", "storage", "functions"]),
+])
+def test_real_run_stops_at_the_first_failing_command(fake_gcloud, failing, ran):
+    env, calls = fake_gcloud
+    result = deploy("--project", "my-proj", "--storage-bucket", "team-store",
+                    env=dict(env, FAKE_FAIL=failing, FAKE_STATUS="5"))
+    assert result.returncode == 5, result.stderr
+    assert [call[0] for call in calls()] == ran and failing in calls()[-1]
+    assert "gcloud failed (exit 5)" in result.stderr and "safe to repeat" in result.stderr
+
+
+def test_real_run_refuses_a_project_number_that_is_not_one(fake_gcloud):
+    env, calls = fake_gcloud
+    result = deploy("--project", "my-proj", "--storage-bucket", "team-store", env=dict(env, FAKE_PROJECT_NUMBER=""))
+    assert result.returncode == 2 and "pass --service-account" in result.stderr
+    assert [call[:2] for call in calls()] == [["projects", "describe"]]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--storage-bucket", "Team_Store"], "--storage-bucket: STORAGE_BUCKET must be gs://bucket or gs://bucket/prefix"),
+    (["--storage-bucket", "gs://ab"], "--storage-bucket: STORAGE_BUCKET must be gs://bucket"),
+    (["--storage-bucket", "gs://team store"], "--storage-bucket: STORAGE_BUCKET must be gs://bucket"),
+    (["--storage-bucket", "s3://team-store"], "--storage-bucket: STORAGE_BUCKET must be gs://bucket"),
+    (["--storage-bucket"], "--storage-bucket needs a value"),
+    (["--storage-bucket", "team-store", "--env", "STORAGE_BUCKET=gs://other"], "--storage-bucket sets STORAGE_BUCKET"),
+    (["--storage-bucket", "team-store", "--env", "STORAGE_DIR=/mnt/share"], "drop --env STORAGE_DIR"),
+    (["--env", "STORAGE_BUCKET=gs://team-store", "--env", "STORAGE_DIR=/mnt/share"],
+     "--env: STORAGE_DIR and STORAGE_BUCKET are two places for the same files"),
+    (["--storage-bucket", "team-store", "--", "--service-account=gemini"],
+     "--service-account must be its email, got 'gemini'"),
+])
+def test_bad_storage_options_are_refused_before_any_gcloud_call(fake_gcloud, args, message):
+    env, calls = fake_gcloud
+    for mode in ([], ["--dry-run"]):
+        result = deploy(*mode, *args, env=env)  # no --project: even its look-up would be a gcloud call
+        assert result.returncode == 2, result
+        assert result.stdout == "" and calls() == []
+        assert result.stderr.startswith("deploy.sh: error: ") and message in result.stderr, result.stderr
+
+
+def test_a_bucket_managed_elsewhere_is_only_named():
+    argv = dry_run("--project", "my-proj", "--env", "STORAGE_BUCKET=gs://their-bucket/gem",
+                   "--env", "FILES_SCOPE=team", "--env", "PUBLIC_BASE_URL=https://gemini.example.com")
+    assert argv[:3] == ["gcloud", "functions", "deploy"] and flag(argv, "service-account") is None
+    assert {key: env_vars(argv)[key] for key in ("STORAGE_BUCKET", "FILES_SCOPE", "PUBLIC_BASE_URL")} == {
+        "STORAGE_BUCKET": "gs://their-bucket/gem", "FILES_SCOPE": "team", "PUBLIC_BASE_URL": "https://gemini.example.com"}
+
+
+@pytest.mark.parametrize("args, warned", [
+    (["--storage-bucket", "team-store", "--memory", "448Mi"], True),  # 160 + 40 + 256 = 456
+    (["--env", "STORAGE_BUCKET=gs://team-store", "--memory", "448Mi"], True),
+    (["--memory", "448Mi"], False),  # 416 without the library
+    (["--storage-bucket", "team-store", "--memory", "456Mi"], False),
+])
+def test_memory_rule_counts_the_cloud_storage_library_with_a_bucket(args, warned):
+    result = deploy("--dry-run", "--project", "my-proj", *args)
+    assert result.returncode == 0
+    assert ("below about 456Mi: 200Mi for the worker (with the Cloud Storage library)" in result.stderr) == warned
+    assert ("warning" in result.stderr) == warned
+
+
+@pytest.mark.parametrize("variable, value, message", [
+    ("FILE_TTL", "0", "FILE_TTL"), ("FILES_SCOPE", "everyone", "FILES_SCOPE"),
+    ("PUBLIC_BASE_URL", "gemini.example.com", "PUBLIC_BASE_URL must be an http(s) URL"),
+    ("CACHE_TOKEN_COUNT", "maybe", "CACHE_TOKEN_COUNT"), ("STORAGE_QUOTA_BYTES", "-1", "STORAGE_QUOTA_BYTES"),
+])
+def test_files_settings_are_checked_by_the_functions_own_code(variable, value, message):
+    with pytest.raises(ValueError):
+        Settings.from_env({variable: value})
+    result = deploy("--dry-run", "--project", "my-proj", "--env", f"{variable}={value}")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("deploy.sh: error: --env: ") and message in result.stderr
+
+
+def test_help_explains_the_storage_bucket_and_what_is_left_to_the_operator():
+    help_text = deploy("--help").stdout
+    for expected in ["\n  --storage-bucket NAME ", "gs://NAME/PREFIX", "501 UNIMPLEMENTED", "roles/storage.objectUser",
+                     "--env STORAGE_BUCKET=", "--env STORAGE_DIR=PATH", "+ 40Mi with a bucket", "lifecycle rules"]:
+        assert expected in help_text, expected
 
 
 # --- What ships -------------------------------------------------------------------------------
