@@ -288,7 +288,7 @@ else:
             delete("files/", age=days_after(settings.file_ttl)),
             delete("uploads/", age=7),  # a resumable upload session lives a week
             delete("cachedContents/", daysSinceCustomTime=1),  # custom time: the expire time
-            delete("cacheFiles/", age=days_after(settings.cache_max_ttl)),  # outlive their cache
+            delete("cacheFiles/", age=days_after(settings.cache_max_ttl)),  # outlive the longest cache
         ]
         print("{\"rule\": [\n  " + ",\n  ".join(json.dumps(rule) for rule in rules) + "\n]}")
 ' "$REPO_DIR" "$@"
