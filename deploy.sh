@@ -287,8 +287,9 @@ else:
         rules = [
             delete("files/", age=days_after(settings.file_ttl)),
             delete("uploads/", age=7),  # a resumable upload session lives a week
-            delete("cachedContents/", daysSinceCustomTime=1),  # custom time: the expire time
-            delete("cacheFiles/", age=days_after(settings.cache_max_ttl)),  # outlive the longest cache
+            # A cache expires at most CACHE_MAX_TTL after its creation (an update cannot extend it further).
+            delete("cachedContents/", age=days_after(settings.cache_max_ttl)),
+            delete("cacheFiles/", age=days_after(settings.cache_max_ttl)),
         ]
         print("{\"rule\": [\n  " + ",\n  ".join(json.dumps(rule) for rule in rules) + "\n]}")
 ' "$REPO_DIR" "$@"

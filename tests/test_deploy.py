@@ -527,7 +527,7 @@ def test_storage_bucket_dry_run_prints_the_bucket_its_rules_its_grant_then_the_d
     assert rules_by_prefix(steps["rules"]) == {
         "files/": {"age": 3},  # FILE_TTL 48 h, then a day
         "uploads/": {"age": 7},
-        "cachedContents/": {"daysSinceCustomTime": 1},  # custom time: the cache's expire time
+        "cachedContents/": {"age": 31},  # a cache lives at most CACHE_MAX_TTL from its creation
         "cacheFiles/": {"age": 31},  # CACHE_MAX_TTL 30 d, then a day
     }
     assert steps["update"] == ["gcloud", "storage", "buckets", "update", "gs://team-store",
