@@ -13,6 +13,7 @@ StorageUnavailable naming the bucket; so is any other refusal (a 403: the servic
 access), with its kind.
 """
 
+import contextlib
 import functools
 import json
 import os
@@ -168,7 +169,10 @@ class CloudStorage:
             return held
         end = "*" if total is None else str(total)
         content_range = f"bytes {offset}-{offset + size - 1}/{end}" if size else f"bytes */{end}"
-        status, headers, answer = self._put(session, content_range, exactly(blocks, size), size)
+        try:
+            status, headers, answer = self._put(session, content_range, _carried(exactly(blocks, size)), size)
+        except _BlocksFailed as failed:
+            raise failed.__cause__ from None
         if status in FINISHED and total is not None:
             return self._stored(json.loads(answer))
         if status == RESUME_INCOMPLETE:
@@ -188,16 +192,18 @@ class CloudStorage:
         """Cancels the session, as far as Cloud Storage can be reached: one left open ends by itself
         within a week, and what it holds never becomes the object unless its URI, which the
         caller drops, is used again."""
-        try:
-            self._sessions.urlopen("DELETE", session, headers={"Content-Length": "0"}, redirect=False).drain_conn()
-        except urllib3.exceptions.HTTPError:
-            pass
+        with contextlib.suppress(StorageUnavailable):
+            self._send("DELETE", session, b"", {"Content-Length": "0"})
 
     def _put(self, session, content_range, body, size):
-        """(status, headers, the answer's first bytes) of a PUT to the upload session."""
+        return self._send("PUT", session, body, {"Content-Range": content_range, "Content-Length": str(size)})
+
+    def _send(self, method, session, body, headers):
+        """(status, headers, the answer's first bytes) of a request to the upload session; the
+        connection goes back to the pool when the answer was read whole."""
         try:
-            response = self._sessions.urlopen("PUT", session, body=body, redirect=False, preload_content=False,
-                                              headers={"Content-Range": content_range, "Content-Length": str(size)})
+            response = self._sessions.urlopen(method, session, body=body, headers=headers, redirect=False,
+                                              preload_content=False)
             with response:
                 answer = response.read(MAX_SESSION_ANSWER)
         except urllib3.exceptions.HTTPError as error:
@@ -253,6 +259,18 @@ class CloudStorage:
             content_type=resource.get("contentType") or "application/octet-stream",
             created=timestamp(resource["timeCreated"]), updated=timestamp(resource["updated"]),
             metadata=dict(resource.get("metadata") or {}))
+
+
+class _BlocksFailed(Exception):
+    """What the caller's blocks raised, carried through urllib3, which would take an OSError (the
+    client's body breaking off) for its own connection's and report it as a ProtocolError."""
+
+
+def _carried(blocks):
+    try:
+        yield from blocks
+    except Exception as error:
+        raise _BlocksFailed() from error
 
 
 def held_bytes(headers):

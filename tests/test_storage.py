@@ -230,16 +230,25 @@ def test_a_piece_names_its_size(store):
     assert store.head("files/a/up") is None
 
 
+def broken_off():
+    """The blocks of a client's body that breaks off."""
+    yield b"a" * 1000
+    raise ConnectionResetError("the client went away")
+
+
+def test_the_blocks_own_errors_pass_through(store):
+    session = store.start_write("files/a/up", "text/plain")
+    with pytest.raises(ConnectionResetError, match="went away"):
+        store.write(session, 0, broken_off(), size=UNIT)
+    assert store.head("files/a/up") is None
+
+
 @emulator_differs
 def test_a_piece_that_breaks_off_is_not_kept(store):
-    def broken():
-        yield b"a" * 1000
-        raise OSError("the client went away")
-
     session = store.start_write("files/a/up", "text/plain")
     assert store.committed(session) == 0
-    with pytest.raises(OSError, match="went away"):
-        store.write(session, 0, broken(), size=UNIT)
+    with pytest.raises(ConnectionResetError, match="went away"):
+        store.write(session, 0, broken_off(), size=UNIT)
     with pytest.raises(ValueError):
         store.write(session, 0, [b"a" * 1000], size=UNIT)
     assert store.committed(session) == 0
