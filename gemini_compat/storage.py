@@ -16,7 +16,7 @@ The piece that finishes the object names its ``total`` instead. A session that i
 cancelled or unknown holds nothing: ``committed`` and ``write`` raise ``WriteConflict(0)``. After
 a piece fails midway (the client's body broke off, the store failed), ``committed`` tells what
 the store kept of it (the folder: nothing). Cloud Storage may acknowledge a piece that repeats
-bytes it holds instead of raising WriteConflict; the result is the same.
+bytes it holds (keeping its own) where the folder raises WriteConflict.
 
 Both backends run one contract suite (tests/test_storage.py).
 """
