@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from fake_upstream import FakeUpstream
-from helpers import KEY, Answer, free_port
+from helpers import KEY, Answer, StorageEmulator, free_port
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
@@ -232,29 +232,12 @@ def gcs_emulator(tmp_path_factory):
     """The Cloud Storage emulator (``gcp-storage-emulator``, objects in its memory) in a subprocess on
     a loopback port, with one bucket: the env a function needs to use it, under a prefix of its own.
     A subprocess, not a thread: what it holds stays out of this process's memory measurements."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("gcs-emulator") / "emulator.log"
-    with open(log, "wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1", "--port", str(port),
-             "--default-bucket", EMULATOR_BUCKET, "--in-memory", "--quiet"],
-            stdout=output, stderr=subprocess.STDOUT)
+    emulator = StorageEmulator(EMULATOR_BUCKET, tmp_path_factory.mktemp("gcs-emulator") / "emulator.log")
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the storage emulator did not start:\n{log.read_text(errors='replace')}")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-            time.sleep(0.05)
         yield {"STORAGE_BUCKET": f"gs://{EMULATOR_BUCKET}/{tmp_path_factory.mktemp('gcs').name}",
-               "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{port}"}
+               "STORAGE_EMULATOR_HOST": emulator.host}
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        emulator.stop()
 
 
 @pytest.fixture(params=["local", "gcs"])

@@ -1,8 +1,12 @@
 """Small builders and readers shared by the tests."""
 
+import contextlib
 import json
 import os
 import socket
+import subprocess
+import sys
+import time
 
 KEY = "test-key-123"
 # Variables that would point a Google client somewhere else (Vertex, another key, base URL or
@@ -98,3 +102,33 @@ def status_kib(pid, field):
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     raise AssertionError(f"{field} missing from /proc/{pid}/{source}")
+
+
+class StorageEmulator:
+    """The Cloud Storage emulator (``gcp-storage-emulator``, objects in its memory) in a subprocess on
+    a loopback port, with one bucket, writing to ``log`` (a path). Used by the tests and bench/uploads.py."""
+
+    def __init__(self, bucket, log):
+        self.port = free_port()
+        self.host = f"http://127.0.0.1:{self.port}"
+        with open(log, "wb") as output:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1", "--port", str(self.port),
+                 "--default-bucket", bucket, "--in-memory", "--quiet"],
+                stdout=output, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        while True:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the storage emulator did not start:\n{open(log, errors='replace').read()}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                return
+            time.sleep(0.05)
+
+    def stop(self):
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
