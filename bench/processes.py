@@ -7,6 +7,7 @@ import os
 import pathlib
 import select
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -53,10 +54,10 @@ class UpstreamProcess:
 class FunctionProcess:
     """``functions-framework --target=gemini`` as deployed: gunicorn master (our child) + 1 worker."""
 
-    def __init__(self, upstream_url, port=None):
+    def __init__(self, upstream_url, port=None, env=None):
         self.port = port or free_port()
         self.log = tempfile.NamedTemporaryFile(prefix="bench-function-", suffix=".log", delete=False)
-        env = function_env(upstream_url)
+        env = {**function_env(upstream_url), **(env or {})}
         script = pathlib.Path(sys.executable).parent / "functions-framework"
         command = [str(script)] if script.exists() else [sys.executable, "-m", "functions_framework"]
         command += ["--target=gemini", "--source", "main.py", "--host", "127.0.0.1", "--port", str(self.port)]
@@ -83,6 +84,21 @@ class FunctionProcess:
             finally:
                 conn.close()
         raise RuntimeError(f"function did not answer within {timeout} s:\n{self.logs()}")
+
+    def wait_until_listening(self, timeout=30.0):
+        """Once the worker accepts connections (for a bench that needs no upstream)."""
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"function exited at start:\n{self.logs()}")
+            if child_pids(self.process.pid):
+                try:
+                    socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                    return
+                except OSError:
+                    pass
+            time.sleep(0.02)
+        raise RuntimeError(f"function did not listen within {timeout} s:\n{self.logs()}")
 
     def pids(self):
         """The gunicorn master and its children (the worker)."""
