@@ -174,15 +174,16 @@ class Files:
         log.fields["size"] = length
         end = offset + length
         self._check_chunk(key, record, committed, offset, end, finalize)
-        stored = self._write(request, key, record, committed, offset, end, finalize)
+        written = self._write(request, key, record, committed, offset, end, finalize)
         if not finalize:
-            return _upload_answer("active", {"X-Goog-Upload-Size-Received": str(end)})
+            return _upload_answer("active", {"X-Goog-Upload-Size-Received": str(written)})
         self._end_upload(key, record)
-        return _answer({"file": self.file_resource(stored, self.public_base(request, route), route.version)},
+        return _answer({"file": self.file_resource(written, self.public_base(request, route), route.version)},
                        {UPLOAD_STATUS: "final"})
 
     def _check_chunk(self, key, record, committed, offset, end, finalize):
-        """Refuses a chunk that leaves a gap, breaks the granularity or goes past the file's size."""
+        """Refuses a chunk that leaves a gap, breaks the granularity or goes past the file's size. A
+        finalize at another size than the declared one ends the upload (it cannot be completed)."""
         if offset > committed:
             raise InvalidArgument(f"X-Goog-Upload-Offset {offset} is past the {committed} bytes received: a chunk is "
                                   "missing. Ask with X-Goog-Upload-Command: query and resume from there.")
@@ -392,19 +393,19 @@ class Files:
                 found.append((part, path, named))
         if not found:
             return body
-        total = 0
-        for index, (part, path, (name, file_id)) in enumerate(found):
+        total, resolving = 0, []
+        for part, path, (name, file_id) in found:
             stored = self.stored_file(caller.owner, file_id) if name is None else self._cache_file(name, file_id)
             total += stored.size
             if total > self.settings.max_resolved_file_bytes:
                 raise InvalidArgument(f"the stored files this request uses come to more than MAX_RESOLVED_FILE_BYTES "
                                       f"({self.settings.max_resolved_file_bytes} bytes)",
                                       field=field_path(path + ["fileData"]))
-            found[index] = (part, stored, file_id)
-        held = environ.get(request_body.RESERVED, (None, 0))[1]
+            resolving.append((part, stored, file_id))
+        held = environ.get(request_body.RESERVED, (None, 0))[1]  # the body's own reservation, if any
         request_body.reserve(environ, self.request_memory, held + BYTE_COST * total,
                              time.monotonic() + self.settings.client_body_timeout)
-        for part, stored, file_id in found:
+        for part, stored, file_id in resolving:
             data = b"".join(self.store.read(stored.name))
             if len(data) != stored.size:  # deleted or replaced meanwhile
                 raise PermissionDenied(f"You do not have permission to access the File {file_id} or it may not exist.")
