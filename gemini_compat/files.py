@@ -27,6 +27,7 @@ from . import request_body
 from .config import BYTE_COST
 from .errors import GeminiError, InvalidArgument, NotFound, PermissionDenied, field_path
 from .json_wire import JSON_CONTENT_TYPE, dumps
+from .logs import internal_error
 from .routing import RESOURCE_ID
 from .storage import AlreadyExists, WriteConflict
 
@@ -97,6 +98,10 @@ class Files:
         except GeminiError as error:
             error.headers = {**error.headers, UPLOAD_STATUS: "final"}
             raise
+        except Exception:  # a bug of ours, or the store failing unexpectedly: still final
+            error = internal_error("unexpected error on an upload URL")
+            error.headers = {UPLOAD_STATUS: "final"}
+            raise error from None
 
     def require_store(self):
         if self.store is None:
@@ -159,8 +164,7 @@ class Files:
         log.fields.update(fileId=record["fileId"], upload=key[:8])
         command = upload_command(request.headers)
         if command == "cancel":
-            self.store.cancel_write(record["session"])
-            self._end_upload(key, record)
+            self._drop_upload(key, record)
             return _upload_answer("cancelled")
         try:
             committed = self.store.committed(record["session"])
@@ -198,8 +202,7 @@ class Files:
         if finalize and end < committed:
             raise InvalidArgument(f"The last chunk ends at byte {end}, before the {committed} bytes received.")
         if finalize and declared is not None and end != declared:
-            self.store.cancel_write(record["session"])
-            self._end_upload(key, record)
+            self._drop_upload(key, record)
             raise InvalidArgument(f"The upload ended at {end} bytes; its declared size was {declared}.")
 
     def _write(self, request, key, record, committed, offset, end, finalize):
@@ -217,8 +220,7 @@ class Files:
                 raise GeminiError(f"Another request moved this upload on to byte {conflict.committed} meanwhile. "
                                   "Ask with X-Goog-Upload-Command: query and resume from there.", code=409) from None
             except AlreadyExists:
-                self.store.cancel_write(record["session"])
-                self._end_upload(key, record)
+                self._drop_upload(key, record)
                 raise GeminiError(f"File files/{record['fileId']} already exists.", code=409) from None
         request.environ[request_body.BODY_READ] = True
         if not finalize:
@@ -263,10 +265,14 @@ class Files:
             return None
         record = json.loads(found[0])
         if self.clock() >= record["created"] + UPLOAD_LIFETIME:
-            self.store.cancel_write(record["session"])
-            self._end_upload(key, record)
+            self._drop_upload(key, record)
             return None
         return record
+
+    def _drop_upload(self, key, record):
+        """Ends an upload that will not be finished: its bytes so far, its record."""
+        self.store.cancel_write(record["session"])
+        self._end_upload(key, record)
 
     def _end_upload(self, key, record):
         self.store.delete(f"uploads/sessions/{key}")
@@ -315,6 +321,10 @@ class Files:
                 objects, token = self.store.list(prefix, QUOTA_LIST_PAGE, token or None)
                 for stored in objects:
                     if prefix.startswith("files/") and self._expired(stored):
+                        continue
+                    if prefix.startswith("uploads/") and self.clock() >= stored.created + UPLOAD_LIFETIME:
+                        self._record(stored.name.rsplit("/", 1)[1])  # an abandoned upload: this ends it
+                        self.store.delete(stored.name)
                         continue
                     used_objects += 1
                     used_bytes += int(stored.metadata.get("size", 0)) if prefix.startswith("uploads/") else stored.size
@@ -566,11 +576,10 @@ def new_bytes(blocks, skip, length, hasher):
 
 
 def list_page_size(raw):
-    """pageSize: 10 when absent or not positive, at most 100 (larger is coerced, as Google does)."""
-    if raw is None or raw == "":
-        return DEFAULT_PAGE_SIZE
+    """pageSize: 10 when absent or not positive, at most 100 (larger is coerced, as Google does).
+    (Unlike models' pageSize, catalogue.page_query, where a negative one is refused.)"""
     try:
-        size = int(raw)
+        size = int(raw or DEFAULT_PAGE_SIZE)
     except ValueError:
         raise InvalidArgument(f"{raw!r} is not an integer", field="pageSize") from None
     return min(size, MAX_PAGE_SIZE) if size > 0 else DEFAULT_PAGE_SIZE

@@ -329,11 +329,17 @@ def test_an_expired_file_is_gone_everywhere(app, monkeypatch):
     assert app.get(f"/v1beta/{file['name']}").status_code == 403  # deleted, not only hidden
 
 
-def test_an_upload_expires_after_seven_days(app, monkeypatch):
+def test_an_upload_expires_after_seven_days(in_process, store_dir, upstream, monkeypatch):
+    app = in_process(STORAGE_DIR=store_dir, STORAGE_QUOTA_OBJECTS="1")
     url = upload_url(app, 3)
+    abandoned = upload_url(app, 3, key=OTHER_KEY)
+    assert start(app, 3).status_code == 429
     later = time.time() + 7 * 24 * 3600 + 1
     monkeypatch.setattr(files_module.Files, "clock", staticmethod(lambda: later))
     assert send(app, url, b"abc", 0, "upload, finalize").status_code == 404
+    assert start(app, 3, key=OTHER_KEY).status_code == 200  # the abandoned upload no longer counts
+    assert send(app, abandoned, command="query").status_code == 404
+    assert len(stored_files(store_dir + "/writes")) == 2  # the new upload's bytes and plan, no more
 
 
 # --- who may see what ------------------------------------------------------------------------------
@@ -610,17 +616,20 @@ def peak_reset(pid):
     return status_kib(pid, "VmHWM")
 
 
-def test_the_python_sdk_uploads_lists_uses_and_deletes(serve, store_dir, upstream, tmp_path):
+@pytest.mark.parametrize("api_version", [None, "v1beta"], ids=["sdk-default", "v1beta"])
+def test_the_python_sdk_uploads_lists_uses_and_deletes(serve, store_dir, upstream, tmp_path, api_version):
     from google import genai
 
     function = serve(STORAGE_DIR=store_dir)
     path = tmp_path / "notes.txt"
     data = (b"line of notes\n" * (9 * MIB // 14 + 1))[:9 * MIB + 7]  # two chunks of the SDK's 8 MiB
     path.write_bytes(data)
-    client = genai.Client(api_key=KEY, http_options={"base_url": function.url, "api_version": "v1beta"})
+    options = {"base_url": function.url, **({"api_version": api_version} if api_version else {})}
+    client = genai.Client(api_key=KEY, http_options=options)
     file = client.files.upload(file=str(path))
     assert file.size_bytes == len(data) and file.mime_type == "text/plain" and file.display_name is None
     assert base64.b64decode(file.sha256_hash).decode() == hashlib.sha256(data).hexdigest()
+    assert file.uri.startswith(f"{function.url}/{api_version or 'v1'}/files/")
     assert client.files.get(name=file.name).uri == file.uri
     assert file.name in [listed.name for listed in client.files.list(config={"page_size": 1})]
     (tmp_path / "small.txt").write_bytes(b"Bonjour")
