@@ -75,7 +75,7 @@ class Files:
         self.upstream = upstream
         self.request_memory = request_memory
         self._lock = threading.Lock()
-        self._hashes = collections.OrderedDict()  # upload key -> Progress, of the uploads this process wrote
+        self._written = collections.OrderedDict()  # upload key -> Progress, of the uploads this process wrote
         self._good_keys = collections.OrderedDict()  # key digest -> monotonic time it is good until
 
     # --- the routes ------------------------------------------------------------------------------
@@ -267,20 +267,20 @@ class Files:
     def _progress(self, key):
         """The upload's Progress as this process last wrote it, or None."""
         with self._lock:
-            return self._hashes.get(key)
+            return self._written.get(key)
 
     def _keep_progress(self, key, progress):
         with self._lock:
-            self._hashes.pop(key, None)
+            self._written.pop(key, None)
             if progress is not None:
-                self._hashes[key] = progress
-            while len(self._hashes) > PROGRESS_KEPT:
-                self._hashes.popitem(last=False)
+                self._written[key] = progress
+            while len(self._written) > PROGRESS_KEPT:
+                self._written.popitem(last=False)
 
     def _forget_progress(self, key, progress):
         with self._lock:
-            if progress is None or self._hashes.get(key) is progress:  # not a newer one another request kept
-                self._hashes.pop(key, None)
+            if progress is None or self._written.get(key) is progress:  # not a newer one another request kept
+                self._written.pop(key, None)
 
     def _read_back_digest(self, stored):
         """When another instance took earlier chunks: the hex SHA-256 of the stored file, read back
