@@ -186,6 +186,8 @@ class Files:
             raise InvalidArgument("An upload chunk needs X-Goog-Upload-Offset: the position of its first byte.")
         end = offset + length
         self._check_chunk(key, record, committed, offset, end, finalize)
+        if finalize and record["size"] is None:  # a size not declared at the start counts from now on
+            self.check_quota(record["owner"], end, added_objects=0)
         written = self._write(request, key, record, state, committed, offset, end, finalize)
         if not finalize:
             return _upload_answer("active", {"X-Goog-Upload-Size-Received": str(written)})

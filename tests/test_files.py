@@ -418,6 +418,10 @@ def test_quotas_of_objects_and_bytes_are_429_naming_the_setting(in_process, stor
     assert answer.status_code == 429 and "STORAGE_QUOTA_OBJECTS" in error_of(answer)["message"]
     assert error_of(answer)["status"] == "RESOURCE_EXHAUSTED"
     assert start(app, 0, key=OTHER_KEY).status_code == 200  # another owner's quota
+    undeclared = upload_url(app, key=OTHER_KEY)
+    answer = send(app, undeclared, b"a" * 101, 0, "upload, finalize")
+    assert answer.status_code == 429 and "STORAGE_QUOTA_BYTES" in error_of(answer)["message"]
+    assert answer.headers["X-Goog-Upload-Status"] == "final"
 
 
 # --- files in generateContent ----------------------------------------------------------------------
