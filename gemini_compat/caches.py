@@ -118,11 +118,14 @@ class CachedContents:
         return output_view(stored)
 
     def list(self, owner, args):
+        """One page of the owner's caches: ``{"cachedContents": [...], "nextPageToken": ...}``, each
+        key left out when empty (proto3 JSON, as Google answers: no caches is ``{}``)."""
         size = page_size(args.get("pageSize") or args.get("page_size"))
         token = args.get("pageToken") or args.get("page_token") or None
         found, next_token = self.store.list(f"cachedContents/{owner}/", size, token)
         now = self.clock()
-        answer = {"cachedContents": [output_view(stored) for stored in found if not self._expired(stored, now)]}
+        views = [output_view(stored) for stored in found if not self._expired(stored, now)]
+        answer = {"cachedContents": views} if views else {}
         if next_token:
             answer["nextPageToken"] = next_token
         return answer
