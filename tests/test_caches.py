@@ -302,6 +302,14 @@ def test_an_image_file_in_a_cache_reaches_the_upstream_as_its_bytes(app, upstrea
     assert content[0]["image_url"]["url"] == "data:image/png;base64," + base64.b64encode(png).decode()
 
 
+def test_a_large_cache_is_counted_in_the_request_memory_budget(in_process, env, upstream):
+    cache = created(in_process(**env), contents=[user("x" * (3 << 20))])
+    small = in_process(**env, MAX_REQUEST_BYTES=str(1 << 20), REQUEST_MEMORY_BYTES=str(6 << 20))
+    answer = small.post(GENERATE, {"cachedContent": cache["name"], "contents": [user("q")]})
+    assert answer.status_code == 400 and "REQUEST_MEMORY_BYTES" in error_of(answer)["message"]
+    assert upstream.last["max_tokens"] == 1  # only create's count went upstream
+
+
 def test_a_call_at_the_end_of_the_cache_is_answered_in_the_request(app, upstream):
     call = {"role": "model", "parts": [{"functionCall": {"name": "lookup", "args": {"word": "Tuesday"}}}]}
     cache = created(app, tools=TOOLS, contents=[user("Look up Tuesday."), call])
