@@ -235,6 +235,18 @@ def test_another_owner_sees_nothing(app, upstream):
     assert app.get(path).status_code == 200
 
 
+@pytest.mark.parametrize("scope, shared", [("key", False), ("team", True)])
+def test_in_team_mode_caches_are_per_access_key_or_the_teams(in_process, env, upstream, scope, shared):
+    app = in_process(**env, UPSTREAM_API_KEY="team-upstream-key", ACCESS_KEYS=f"alice={KEY}, bob={OTHER_KEY}",
+                     FILES_SCOPE=scope)
+    cache = created(app, contents=[user("a")])
+    assert upstream.last["max_tokens"] == 1 and upstream.chat_requests[-1]["headers"]["Authorization"].endswith(
+        "team-upstream-key")
+    assert (app.get(f"/v1beta/{cache['name']}", key=OTHER_KEY).status_code == 200) is shared
+    answer = app.post(GENERATE, {"cachedContent": cache["name"], "contents": [user("q")]}, key=OTHER_KEY)
+    assert answer.status_code == (200 if shared else 403)
+
+
 def test_an_expired_cache_is_gone_everywhere_and_deleted(app, upstream, env, clock):
     file = upload(app, NOTES.encode(), "text/plain")
     cache = created(app, ttl="60s", contents=[{"role": "user", "parts": [file_part(file)]}])
