@@ -90,7 +90,11 @@ def file_part(file):
     return {"fileData": {"fileUri": file["uri"], "mimeType": file["mimeType"]}}
 
 
-def store_of(env):
+@pytest.fixture
+def store(env, monkeypatch):
+    """The store the function uses, opened here (the emulator's address is read when it is opened)."""
+    if "STORAGE_EMULATOR_HOST" in env:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", env["STORAGE_EMULATOR_HOST"])
     return storage.open_store(Settings.from_env(env))
 
 
@@ -104,7 +108,7 @@ def cache_id(cache):
 
 # --- create, get, list, patch, delete -------------------------------------------------------------
 
-def test_create_stores_everything_and_answers_only_the_output_view(app, upstream, env, clock):
+def test_create_stores_everything_and_answers_only_the_output_view(app, upstream, store, clock):
     file = upload(app, NOTES.encode(), "text/plain")
     upstream.reply(Json(completion("x", usage_=usage(prompt=321, completion=1))))
     cache = created(app, displayName="notes", systemInstruction=SYSTEM, tools=TOOLS, ttl="300.5s",
@@ -120,7 +124,6 @@ def test_create_stores_everything_and_answers_only_the_output_view(app, upstream
     assert count["max_tokens"] == 1 and count["tools"][0]["function"]["name"] == "lookup"
     assert count["messages"] == [{"role": "system", "content": SYSTEM["parts"][0]["text"]},
                                  {"role": "user", "content": NOTES + "\nKeep these."}]
-    store = store_of(env)
     assert store.head(f"cacheFiles/{owner()}/{cache_id(cache)}/{file['name'].removeprefix('files/')}").size == len(NOTES)
     assert app.get(f"/v1beta/{cache['name']}").json() == cache
 
@@ -146,13 +149,13 @@ def test_the_default_lifetime_is_an_hour_and_the_sdk_spelling_is_read(app, clock
     ({"contents": [user("a")], "model": "qwen-turbo"}, "model", "pattern"),
     ({"model": "models/a b"}, "model", "not a valid model ID"),
 ])
-def test_create_refuses_what_google_refuses_naming_the_field(app, upstream, env, fields, where, words):
+def test_create_refuses_what_google_refuses_naming_the_field(app, upstream, store, fields, where, words):
     answer = create(app, **fields)
     error = error_of(answer)
     assert answer.status_code == 400, error
     assert error["message"].startswith(f"{where}: " if where else "") and words in error["message"], error
     assert upstream.chat_requests == []
-    assert store_of(env).list(f"cachedContents/{owner()}/", 10)[0] == []
+    assert store.list(f"cachedContents/{owner()}/", 10)[0] == []
 
 
 def test_a_model_the_team_may_not_use_is_not_found(in_process, env, upstream):
@@ -160,14 +163,16 @@ def test_a_model_the_team_may_not_use_is_not_found(in_process, env, upstream):
     assert create(app).status_code == 404
 
 
-def test_a_file_of_another_owner_cannot_be_cached(app, upstream, env):
+def test_a_file_of_another_owner_cannot_be_cached(app, upstream, store):
     file = upload(app, NOTES.encode(), "text/plain", key=OTHER_KEY)
     answer = create(app, contents=[{"role": "user", "parts": [file_part(file)]}])
     assert answer.status_code == 403 and "File" in error_of(answer)["message"]
-    assert store_of(env).list(f"cachedContents/{owner()}/", 10)[0] == []
+    assert store.list(f"cachedContents/{owner()}/", 10)[0] == []
 
 
-def test_list_pages_to_the_end(app):
+def test_list_pages_to_the_end(app, env):
+    if "STORAGE_BUCKET" in env:
+        pytest.skip("the storage emulator does not honour max_results: paging is shown on the folder store")
     names = sorted(created(app, displayName=f"c{n}")["name"] for n in range(5))
     seen, token, pages = [], None, 0
     while True:
@@ -207,10 +212,9 @@ def test_patch_moves_the_expiration_only(app, clock):
     assert app.get(path).json()["expireTime"] == answer.json()["expireTime"]
 
 
-def test_delete_removes_the_cache_and_its_file_copies(app, env):
+def test_delete_removes_the_cache_and_its_file_copies(app, store):
     file = upload(app, NOTES.encode(), "text/plain")
     cache = created(app, contents=[{"role": "user", "parts": [file_part(file)]}])
-    store = store_of(env)
     assert len(store.list(f"cacheFiles/{owner()}/{cache_id(cache)}/", 10)[0]) == 1
     path = f"/v1beta/{cache['name']}"
     answer = app.request("DELETE", path)
@@ -247,7 +251,7 @@ def test_in_team_mode_caches_are_per_access_key_or_the_teams(in_process, env, up
     assert answer.status_code == (200 if shared else 403)
 
 
-def test_an_expired_cache_is_gone_everywhere_and_deleted(app, upstream, env, clock):
+def test_an_expired_cache_is_gone_everywhere_and_deleted(app, upstream, store, clock):
     file = upload(app, NOTES.encode(), "text/plain")
     cache = created(app, ttl="60s", contents=[{"role": "user", "parts": [file_part(file)]}])
     listed = created(app, ttl="60s")
@@ -259,7 +263,6 @@ def test_an_expired_cache_is_gone_everywhere_and_deleted(app, upstream, env, clo
     assert app.post(GENERATE, {"cachedContent": cache["name"], "contents": [user("q")]}).status_code == 403
     assert app.request("PATCH", path, {"ttl": "600s"}).status_code == 403
     assert app.get(CACHES).json() == {}  # the other one expired too, and was deleted by the list
-    store = store_of(env)
     assert store.list(f"cachedContents/{owner()}/", 10)[0] == [] and store.list(f"cacheFiles/{owner()}/", 10)[0] == []
     assert app.get(f"/v1beta/{listed['name']}").status_code == 403
 
@@ -397,13 +400,12 @@ def test_count_tokens_with_a_cache_holding_a_file(app, upstream):
     assert upstream.last["messages"] == [{"role": "user", "content": NOTES + "\nq"}]
 
 
-def test_an_upstream_failure_at_create_leaves_no_cache(app, upstream, env):
+def test_an_upstream_failure_at_create_leaves_no_cache(app, upstream, store):
     file = upload(app, NOTES.encode(), "text/plain")
     upstream.reply(Json({"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}},
                         status=401))
     answer = create(app, contents=[{"role": "user", "parts": [file_part(file)]}])
     assert answer.status_code in (400, 401, 403) and "Incorrect API key" in error_of(answer)["message"]
-    store = store_of(env)
     assert store.list(f"cachedContents/{owner()}/", 10)[0] == [] and store.list(f"cacheFiles/{owner()}/", 10)[0] == []
 
 
