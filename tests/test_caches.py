@@ -17,7 +17,7 @@ from fake_upstream import Stream as SseStream
 from gemini_compat import caches, storage
 from gemini_compat.caches import NOT_WITH_CACHE, CachedContents
 from gemini_compat.config import Settings
-from gemini_compat.files import Files
+from gemini_compat.files import Files, generated_id
 from gemini_compat.request_translation import chat_request
 from helpers import KEY, error_of, sse_chunks
 
@@ -86,6 +86,13 @@ def upload(app, data, mime_type, key=KEY):
     return answer.json()["file"]
 
 
+def put_file(store, data, mime_type, key=KEY):
+    """A file put into the store as files.py keeps one (the upload itself is test_files.py's): its File's fields."""
+    file_id = generated_id()
+    store.put(f"files/{owner(key)}/{file_id}", data, mime_type, {"displayName": "notes"})
+    return {"name": f"files/{file_id}", "uri": f"http://localhost/v1beta/files/{file_id}", "mimeType": mime_type}
+
+
 def file_part(file):
     return {"fileData": {"fileUri": file["uri"], "mimeType": file["mimeType"]}}
 
@@ -109,7 +116,7 @@ def cache_id(cache):
 # --- create, get, list, patch, delete -------------------------------------------------------------
 
 def test_create_stores_everything_and_answers_only_the_output_view(app, upstream, store, clock):
-    file = upload(app, NOTES.encode(), "text/plain")
+    file = put_file(store, NOTES.encode(), "text/plain")
     upstream.reply(Json(completion("x", usage_=usage(prompt=321, completion=1))))
     cache = created(app, displayName="notes", systemInstruction=SYSTEM, tools=TOOLS, ttl="300.5s",
                     contents=[{"role": "user", "parts": [file_part(file), {"text": "Keep these."}]}])
@@ -164,7 +171,7 @@ def test_a_model_the_team_may_not_use_is_not_found(in_process, env, upstream):
 
 
 def test_a_file_of_another_owner_cannot_be_cached(app, upstream, store):
-    file = upload(app, NOTES.encode(), "text/plain", key=OTHER_KEY)
+    file = put_file(store, NOTES.encode(), "text/plain", key=OTHER_KEY)
     answer = create(app, contents=[{"role": "user", "parts": [file_part(file)]}])
     assert answer.status_code == 403 and "File" in error_of(answer)["message"]
     assert store.list(f"cachedContents/{owner()}/", 10)[0] == []
@@ -213,7 +220,7 @@ def test_patch_moves_the_expiration_only(app, clock):
 
 
 def test_delete_removes_the_cache_and_its_file_copies(app, store):
-    file = upload(app, NOTES.encode(), "text/plain")
+    file = put_file(store, NOTES.encode(), "text/plain")
     cache = created(app, contents=[{"role": "user", "parts": [file_part(file)]}])
     assert len(store.list(f"cacheFiles/{owner()}/{cache_id(cache)}/", 10)[0]) == 1
     path = f"/v1beta/{cache['name']}"
@@ -252,7 +259,7 @@ def test_in_team_mode_caches_are_per_access_key_or_the_teams(in_process, env, up
 
 
 def test_an_expired_cache_is_gone_everywhere_and_deleted(app, upstream, store, clock):
-    file = upload(app, NOTES.encode(), "text/plain")
+    file = put_file(store, NOTES.encode(), "text/plain")
     cache = created(app, ttl="60s", contents=[{"role": "user", "parts": [file_part(file)]}])
     listed = created(app, ttl="60s")
     path = f"/v1beta/{cache['name']}"
@@ -269,8 +276,8 @@ def test_an_expired_cache_is_gone_everywhere_and_deleted(app, upstream, store, c
 
 # --- use -------------------------------------------------------------------------------------------
 
-def test_generate_sends_the_cache_byte_identical_before_each_new_turn(app, upstream):
-    file = upload(app, NOTES.encode(), "text/plain")
+def test_generate_sends_the_cache_byte_identical_before_each_new_turn(app, upstream, store):
+    file = put_file(store, NOTES.encode(), "text/plain")
     cache = created(app, systemInstruction=SYSTEM, tools=TOOLS, toolConfig={"functionCallingConfig": {"mode": "AUTO"}},
                     contents=[{"role": "user", "parts": [file_part(file), {"text": "Read them."}]},
                               model_turn("Read.")])
@@ -307,10 +314,10 @@ def test_the_cache_outlives_its_file(app, upstream, clock):
     assert upstream.last["messages"][0] == {"role": "user", "content": NOTES + "\nq"}
 
 
-def test_an_image_file_in_a_cache_reaches_the_upstream_as_its_bytes(app, upstream):
+def test_an_image_file_in_a_cache_reaches_the_upstream_as_its_bytes(app, upstream, store):
     png = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5"
                            "ErkJggg==")
-    file = upload(app, png, "image/png")
+    file = put_file(store, png, "image/png")
     cache = created(app, contents=[{"role": "user", "parts": [file_part(file)]}])
     assert app.post(GENERATE, {"cachedContent": cache["name"], "contents": [user("what is it?")]}).status_code == 200
     content = upstream.last["messages"][0]["content"]
@@ -391,8 +398,8 @@ def test_count_tokens_with_a_cache(app, upstream):
     assert upstream.last["max_tokens"] == 1
 
 
-def test_count_tokens_with_a_cache_holding_a_file(app, upstream):
-    file = upload(app, NOTES.encode(), "text/plain")
+def test_count_tokens_with_a_cache_holding_a_file(app, upstream, store):
+    file = put_file(store, NOTES.encode(), "text/plain")
     cache = created(app, contents=[{"role": "user", "parts": [file_part(file)]}])
     answer = app.post(f"/v1beta/models/{MODEL}:countTokens",
                       {"generateContentRequest": {"cachedContent": cache["name"], "contents": [user("q")]}})
@@ -401,7 +408,7 @@ def test_count_tokens_with_a_cache_holding_a_file(app, upstream):
 
 
 def test_an_upstream_failure_at_create_leaves_no_cache(app, upstream, store):
-    file = upload(app, NOTES.encode(), "text/plain")
+    file = put_file(store, NOTES.encode(), "text/plain")
     upstream.reply(Json({"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}},
                         status=401))
     answer = create(app, contents=[{"role": "user", "parts": [file_part(file)]}])
@@ -430,9 +437,9 @@ def test_without_counting_the_pass_through_key_is_proved_once(in_process, env, u
     assert "cachedContentTokenCount" not in counted.json()
 
 
-def test_quotas_count_caches_and_their_copies(in_process, env, upstream):
+def test_quotas_count_caches_and_their_copies(in_process, env, upstream, store):
     app = in_process(**env, STORAGE_QUOTA_OBJECTS="3")
-    file = upload(app, NOTES.encode(), "text/plain")
+    file = put_file(store, NOTES.encode(), "text/plain")
     created(app, contents=[{"role": "user", "parts": [file_part(file)]}])  # the file, the cache, its copy
     answer = create(app, contents=[user("one more")])
     assert answer.status_code == 429 and error_of(answer)["status"] == "RESOURCE_EXHAUSTED"
