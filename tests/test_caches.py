@@ -155,6 +155,7 @@ def test_the_default_lifetime_is_an_hour_and_the_sdk_spelling_is_read(app, clock
     ({"tools": [{"googleSearch": {}}]}, "tools[0].googleSearch", "built-in"),
     ({"contents": [user("a")], "model": "qwen-turbo"}, "model", "pattern"),
     ({"model": "models/a b"}, "model", "not a valid model ID"),
+    ({"tools": TOOLS}, "", "holds neither"),
 ])
 def test_create_refuses_what_google_refuses_naming_the_field(app, upstream, store, fields, where, words):
     answer = create(app, **fields)
@@ -180,7 +181,7 @@ def test_a_file_of_another_owner_cannot_be_cached(app, upstream, store):
 def test_list_pages_to_the_end(app, env):
     if "STORAGE_BUCKET" in env:
         pytest.skip("the storage emulator does not honour max_results: paging is shown on the folder store")
-    names = sorted(created(app, displayName=f"c{n}")["name"] for n in range(5))
+    names = sorted(created(app, displayName=f"c{n}", contents=[user("a")])["name"] for n in range(5))
     seen, token, pages = [], None, 0
     while True:
         page = app.get(CACHES, params={"pageSize": "2", **({"pageToken": token} if token else {})}).json()
@@ -196,7 +197,7 @@ def test_list_pages_to_the_end(app, env):
 
 
 def test_patch_moves_the_expiration_only(app, clock):
-    cache = created(app, ttl="60s")
+    cache = created(app, ttl="60s", contents=[user("a")])
     path = f"/v1beta/{cache['name']}"
     clock[0] += 10
     answer = app.request("PATCH", path, {"ttl": "7600s"})
@@ -261,7 +262,7 @@ def test_in_team_mode_caches_are_per_access_key_or_the_teams(in_process, env, up
 def test_an_expired_cache_is_gone_everywhere_and_deleted(app, upstream, store, clock):
     file = put_file(store, NOTES.encode(), "text/plain")
     cache = created(app, ttl="60s", contents=[{"role": "user", "parts": [file_part(file)]}])
-    listed = created(app, ttl="60s")
+    listed = created(app, ttl="60s", contents=[user("a")])
     path = f"/v1beta/{cache['name']}"
     clock[0] += 59
     assert app.get(path).status_code == 200
