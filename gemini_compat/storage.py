@@ -8,12 +8,15 @@ another (``a`` and ``a/b``): the folder backend could not hold both.
 
 Resumable writes: ``start_write`` gives a session (a string the caller keeps, server-side only:
 on Cloud Storage it is the upload session's URI, a capability). Each ``write`` appends one piece
-of ``size`` bytes at ``offset``, which must be what the store holds, else ``WriteConflict`` tells
-what it holds. A piece that does not finish the object must be a multiple of GRANULARITY bytes
-(Cloud Storage's rule, which callers enforce: the folder backend would not notice). The piece
-that finishes the object names its ``total``. A session that is finished, cancelled or unknown
-holds nothing: ``committed`` and ``write`` raise ``WriteConflict(0)``. After a piece fails midway
-(the client's body broke off, the store failed), ``committed`` tells what the store kept of it.
+of ``size`` bytes at ``offset`` (the size is told first: Cloud Storage's Content-Range names the
+piece's last byte before the body goes), which must be what the store holds, else
+``WriteConflict`` tells what it holds. A piece that does not finish the object must be a multiple
+of GRANULARITY bytes (Cloud Storage's rule, which callers enforce: the folder would not notice).
+The piece that finishes the object names its ``total`` instead. A session that is finished,
+cancelled or unknown holds nothing: ``committed`` and ``write`` raise ``WriteConflict(0)``. After
+a piece fails midway (the client's body broke off, the store failed), ``committed`` tells what
+the store kept of it (the folder: nothing). Cloud Storage may acknowledge a piece that repeats
+bytes it holds (keeping its own) where the folder raises WriteConflict.
 
 Both backends run one contract suite (tests/test_storage.py).
 """
@@ -48,7 +51,8 @@ class AlreadyExists(Exception):
 
 
 class WriteConflict(Exception):
-    """A resumable write was given an offset other than what the store holds (``committed``)."""
+    """A resumable write was given an offset other than what the store holds (``committed``), or
+    its session is over (0)."""
 
     def __init__(self, committed):
         super().__init__(f"the store holds {committed} bytes")
