@@ -90,7 +90,7 @@ class CachedContents:
         file_ids = our_file_ids(body)
         record = {"model": body["model"], **_present(body, "displayName"), "createTime": rfc3339(now),
                   **{name: value for name, value in rewritten(body, cache_id).items() if name in INPUT_FIELDS}}
-        data = dumps(record)  # before the files are resolved into the body's parts, in place
+        data = dumps(record)  # its size counts in the quota
         sizes = [self.files.stored_file(caller.owner, file_id).size for file_id in file_ids]
         self.files.check_quota(caller.owner, len(data) + sum(sizes), 1 + len(file_ids))
         tokens = self._counted(body, model, caller, environ)
