@@ -85,7 +85,7 @@ class CachedContents:
         model = log.fields["upstreamModel"] = catalogue.upstream_model(
             self.settings, Route(route.version, model_id, route.action))
         now = self.clock()
-        expires = now + self._lifetime(body, now)
+        expires = self._expiry(body, now, latest=now + self.settings.cache_max_ttl)
         cache_id = generated_id()
         file_ids = our_file_ids(body)
         record = {"model": body["model"], **_present(body, "displayName"), "createTime": rfc3339(now),
@@ -137,7 +137,9 @@ class CachedContents:
         body = CACHED_CONTENT_UPDATE.validate(body)
         stored = self._head(owner, cache_id)
         now = self.clock()
-        metadata = {"expireTime": rfc3339(now + self._lifetime(body, now)), "updateTime": rfc3339(now)}
+        # Never past CACHE_MAX_TTL from its creation: the bucket's lifecycle rule counts from then.
+        latest = parsed_time(stored.metadata["createTime"]) + self.settings.cache_max_ttl
+        metadata = {"expireTime": rfc3339(self._expiry(body, now, latest)), "updateTime": rfc3339(now)}
         updated = self.store.set_metadata(stored.name, metadata)
         if updated is None:  # deleted meanwhile
             raise permission_denied(cache_id)
@@ -150,7 +152,7 @@ class CachedContents:
 
     # --- use ----------------------------------------------------------------------------------
 
-    def materialized(self, body, route, caller):
+    def materialized(self, body, route, caller, environ):
         """A validated generateContent request; with ``cachedContent``, the whole request it stands for:
         the cache's system instruction, tools and tool config, its contents, then the request's.
 
@@ -160,21 +162,21 @@ class CachedContents:
         """
         if "cachedContent" not in body:
             return body
-        return self._merged(body, route, caller, "cachedContent")[0]
+        return self._merged(body, route, caller, environ, "cachedContent")[0]
 
-    def counted_request(self, body, route, caller):
+    def counted_request(self, body, route, caller, environ):
         """A validated countTokens request, its generateContentRequest's cachedContent made whole;
         with ``cachedContentTokenCount``, the cache's own count, for the answer."""
         request = body.get("generateContentRequest")
         if not request or "cachedContent" not in request:
             return body
-        merged, tokens = self._merged(request, route, caller, "generateContentRequest.cachedContent")
+        merged, tokens = self._merged(request, route, caller, environ, "generateContentRequest.cachedContent")
         counted = {**body, "generateContentRequest": merged}
         if tokens is not None:
             counted["cachedContentTokenCount"] = tokens
         return counted
 
-    def _merged(self, body, route, caller, field):
+    def _merged(self, body, route, caller, environ, field):
         """(the request ``body`` with its cache's fields and contents, the cache's token count or None)."""
         if self.store is None:
             raise InvalidArgument("this deployment has no storage (set STORAGE_BUCKET), so no cached contents",
@@ -184,7 +186,7 @@ class CachedContents:
         match = _NAME.fullmatch(body["cachedContent"])
         if not match or not RESOURCE_ID.fullmatch(match["id"]):
             raise InvalidArgument("not a cachedContents/{id} name", field=field)
-        stored, cache = self._record(caller.owner, match["id"])
+        stored, cache = self._record(caller.owner, match["id"], environ)
         if cache["model"] != f"models/{route.model}":
             raise InvalidArgument(f"Model used by GenerateContent request (models/{route.model}) and CachedContent "
                                   f"({cache['model']}) has to be the same.")
@@ -203,13 +205,13 @@ class CachedContents:
             raise permission_denied(cache_id)
         return stored
 
-    def _record(self, owner, cache_id):
-        """(StoredObject, the stored resource), its memory reserved as a request body's is."""
+    def _record(self, owner, cache_id, environ):
+        """(StoredObject, the stored resource), its memory reserved as a request body's is (in the
+        WSGI ``environ``, where the request's reservation lives)."""
         found = self.store.get(record_name(owner, cache_id))
         if found is None or self._expired(found[1], self.clock()):
             raise permission_denied(cache_id)
         data, stored = found
-        environ = flask.request.environ  # the gateway's calls carry no environ; the reservation lives in it
         cost = config.BYTE_COST * len(data) + request_body.TOKEN_COST * request_body.count_tokens(data)
         if cost > config.BYTE_COST * request_body.SMALL_BODY_BYTES:
             held = environ.get(request_body.RESERVED, (None, 0))[1]
@@ -238,20 +240,21 @@ class CachedContents:
 
     # --- create's checks ----------------------------------------------------------------------
 
-    def _lifetime(self, body, now):
-        """Seconds the cache is to live, from ``ttl`` or ``expireTime`` (default 1 h), within CACHE_MAX_TTL."""
+    def _expiry(self, body, now, latest):
+        """When the cache is to expire, from ``ttl`` or ``expireTime`` (default: in 1 h), at the
+        latest ``latest`` (CACHE_MAX_TTL after its creation)."""
         if "ttl" in body:
-            seconds, field = float(body["ttl"][:-1]), "ttl"
+            expires, field = now + float(body["ttl"][:-1]), "ttl"
         elif "expireTime" in body:
-            seconds, field = parsed_time(body["expireTime"], "expireTime") - now, "expireTime"
+            expires, field = parsed_time(body["expireTime"], "expireTime"), "expireTime"
         else:
-            return config.DEFAULT_CACHE_TTL
-        if seconds <= 0:
+            expires, field = min(now + config.DEFAULT_CACHE_TTL, latest), None
+        if expires <= now:
             raise InvalidArgument("the expiration must lie in the future", field=field)
-        if seconds > self.settings.cache_max_ttl:
-            raise InvalidArgument(f"a cache may live at most CACHE_MAX_TTL ({self.settings.cache_max_ttl:g} s)",
-                                  field=field)
-        return seconds
+        if expires > latest:
+            raise InvalidArgument(f"a cache may live at most CACHE_MAX_TTL ({self.settings.cache_max_ttl:g} s) "
+                                  "from its creation", field=field)
+        return expires
 
     def _counted(self, body, model, caller, environ):
         """The cache's tokens, counted by the upstream as countTokens counts (None with

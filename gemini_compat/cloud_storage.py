@@ -22,7 +22,7 @@ from datetime import datetime
 
 import urllib3
 
-from .storage import READ_BLOCK, AlreadyExists, StorageUnavailable, StoredObject, WriteConflict, exactly, piece_size
+from .storage import READ_BLOCK, NameTaken, StorageUnavailable, StoredObject, WriteConflict, exactly, piece_size
 
 # Seconds: one request to Cloud Storage (connecting, or waiting for a read), and the library's
 # retries of a failed idempotent request, in all, before the store answers 503.
@@ -141,7 +141,7 @@ class CloudStorage:
         With ``if_absent``, a taken name is refused now, before any byte is sent, and again when the
         object would be made (the session's precondition)."""
         if if_absent and self._head(name) is not None:
-            raise AlreadyExists(name)
+            raise NameTaken(name)
         blob = self._blob(name, metadata)
         return self._call(blob.create_resumable_upload_session, content_type=content_type, checksum=None,
                           if_generation_match=0 if if_absent else None, taken=name)
@@ -181,7 +181,7 @@ class CloudStorage:
                 return held
             raise WriteConflict(held)
         if status == 412:
-            raise AlreadyExists("the object this session writes")
+            raise NameTaken("the object this session writes")
         if status in SESSION_OVER:
             raise WriteConflict(0)
         if 400 <= status < 500:  # a piece that does not start where the session holds: refused
@@ -228,7 +228,7 @@ class CloudStorage:
 
     def _call(self, method, *args, absent=_RAISE, taken=None, **kwargs):
         """``method(*args, **kwargs)`` with the store's timeout and retries: "not found" gives
-        ``absent`` (when given), a failed precondition is AlreadyExists(``taken``), any other
+        ``absent`` (when given), a failed precondition is NameTaken(``taken``), any other
         failure StorageUnavailable."""
         library = self._library
         try:
@@ -238,7 +238,7 @@ class CloudStorage:
                 raise self._failed(error) from None
             return absent
         except library.precondition_failed:
-            raise AlreadyExists(taken) from None
+            raise NameTaken(taken) from None
         except library.failures as error:
             raise self._failed(error) from None
 

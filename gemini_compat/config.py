@@ -89,6 +89,7 @@ class Settings:
     storage_bucket: str = ""  # "bucket" or "bucket/prefix", from gs://bucket[/prefix]
     storage_dir: str = ""
     public_base_url: str = ""  # the function's URL as clients reach it, for upload URLs and file URIs
+    service_name: str = ""  # K_SERVICE, set by Cloud Run and Cloud Functions (2nd gen): the function's name
     files_scope: str = "key"
     file_ttl: float = DEFAULT_FILE_TTL
     file_max_bytes: int = DEFAULT_FILE_MAX_BYTES
@@ -185,6 +186,7 @@ def _storage_settings(env, max_request_bytes):
         storage_bucket=bucket,
         storage_dir=storage_dir,
         public_base_url=public_base_url,
+        service_name=_text(env, "K_SERVICE"),
         files_scope=_choice("FILES_SCOPE", _text(env, "FILES_SCOPE").lower() or "key", ("key", "team")),
         file_ttl=_number(env, "FILE_TTL", DEFAULT_FILE_TTL, float, minimum=1),
         file_max_bytes=_number(env, "FILE_MAX_BYTES", DEFAULT_FILE_MAX_BYTES, int, minimum=1),

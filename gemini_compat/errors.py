@@ -123,6 +123,25 @@ class NotFound(GeminiError):
     code = 404
 
 
+class AlreadyExists(GeminiError):
+    """409 ALREADY_EXISTS: google.rpc.Code 6 shares its HTTP code with ABORTED, the status 409 stands
+    for elsewhere here."""
+
+    code = 409
+
+    @property
+    def status(self):
+        return "ALREADY_EXISTS"
+
+
+class ResourceExhausted(GeminiError):
+    code = 429
+
+
+class Unimplemented(GeminiError):
+    code = 501
+
+
 class Unavailable(GeminiError):
     code = 503
 

@@ -26,11 +26,20 @@ import flask
 
 from . import request_body
 from .config import BYTE_COST
-from .errors import GeminiError, InvalidArgument, NotFound, PermissionDenied, field_path
+from .errors import (
+    AlreadyExists,
+    GeminiError,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unimplemented,
+    field_path,
+)
 from .json_wire import JSON_CONTENT_TYPE, dumps
 from .logs import internal_error
 from .routing import RESOURCE_ID
-from .storage import GRANULARITY, AlreadyExists, WriteConflict
+from .storage import GRANULARITY, NameTaken, WriteConflict
 
 NO_STORAGE = "This deployment has no storage: set STORAGE_BUCKET (deploy.sh --storage-bucket)"
 UPLOAD_STATUS = "X-Goog-Upload-Status"
@@ -110,7 +119,7 @@ class Files:
 
     def require_store(self):
         if self.store is None:
-            raise GeminiError(NO_STORAGE, code=501)
+            raise Unimplemented(NO_STORAGE)
 
     # --- the upload ------------------------------------------------------------------------------
 
@@ -139,8 +148,8 @@ class Files:
             self.store.delete(name)
         try:
             session = self.store.start_write(name, mime_type, {"displayName": display_name} if display_name else {})
-        except AlreadyExists:
-            raise GeminiError(f"File files/{file_id} already exists.", code=409) from None
+        except NameTaken:
+            raise AlreadyExists(f"File files/{file_id} already exists.") from None
         upload_id = secrets.token_urlsafe(32)
         key = upload_key(upload_id)
         record = {"owner": caller.owner, "fileId": file_id, "session": session, "size": size, "mimeType": mime_type,
@@ -262,9 +271,9 @@ class Files:
             raise GeminiError(f"The store holds {conflict.committed} bytes of this upload, not {committed}: another "
                               "request moved it meanwhile. Ask with X-Goog-Upload-Command: query and resume from "
                               "there.", code=409) from None
-        except AlreadyExists:
+        except NameTaken:
             self._drop_upload(key, record)
-            raise GeminiError(f"File files/{record['fileId']} already exists.", code=409) from None
+            raise AlreadyExists(f"File files/{record['fileId']} already exists.") from None
 
     def _progress(self, key):
         """The upload's Progress as this process last wrote it, or None."""
@@ -340,12 +349,12 @@ class Files:
         used_bytes, used_objects = self._usage(owner)
         settings = self.settings
         if used_objects + added_objects > settings.storage_quota_objects:
-            raise GeminiError(f"This key's storage holds {used_objects} objects; STORAGE_QUOTA_OBJECTS allows "
-                              f"{settings.storage_quota_objects}. Delete files or cached contents first.", code=429)
+            raise ResourceExhausted(f"This key's storage holds {used_objects} objects; STORAGE_QUOTA_OBJECTS allows "
+                                    f"{settings.storage_quota_objects}. Delete files or cached contents first.")
         if used_bytes + added_bytes > settings.storage_quota_bytes:
-            raise GeminiError(f"This key's storage holds {used_bytes} bytes; with {added_bytes} more it would pass "
-                              f"STORAGE_QUOTA_BYTES ({settings.storage_quota_bytes}). Delete files or cached "
-                              "contents first.", code=429)
+            raise ResourceExhausted(f"This key's storage holds {used_bytes} bytes; with {added_bytes} more it would "
+                                    f"pass STORAGE_QUOTA_BYTES ({settings.storage_quota_bytes}). Delete files or "
+                                    "cached contents first.")
 
     def _usage(self, owner):
         """(bytes, objects) ``owner`` holds, counted up to just past the objects quota."""
@@ -418,7 +427,12 @@ class Files:
             return self.settings.public_base_url
         forwarded = request.headers.get("X-Forwarded-Proto", "").partition(",")[0].strip().lower()
         scheme = forwarded if forwarded in ("http", "https") else request.scheme
-        return f"{scheme}://{request.host}{route.prefix}"
+        prefix = route.prefix
+        if not prefix and self.settings.service_name and request.host.endswith(".cloudfunctions.net"):
+            # Cloud Functions' own URL, https://REGION-PROJECT.cloudfunctions.net/NAME, hands the
+            # function its path without /NAME (functions-framework-python#54).
+            prefix = f"/{self.settings.service_name}"
+        return f"{scheme}://{request.host}{prefix}"
 
     # --- files used in a request -----------------------------------------------------------------
 

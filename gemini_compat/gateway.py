@@ -87,7 +87,7 @@ class Gateway:
         body = request_body.read_json(request, self.settings.max_request_bytes, self.settings.client_body_timeout,
                                       self.request_memory)
         if route.action == "countTokens":
-            body = self.caches.counted_request(COUNT_TOKENS.validate(body), route, caller)
+            body = self.caches.counted_request(COUNT_TOKENS.validate(body), route, caller, request.environ)
             return json_response(self.count_tokens(model, key, self.files.resolved(body, caller, request.environ)))
         if route.action == "embedContent":
             answer = self.embed(route, model, key, [EMBED_CONTENT.validate(body)], base_path=None)
@@ -95,8 +95,8 @@ class Gateway:
         if route.action == "batchEmbedContents":
             requests = BATCH_EMBED_CONTENTS.validate(body)["requests"]
             return json_response({"embeddings": self.embed(route, model, key, requests, base_path=["requests"])})
-        body = self.files.resolved(self.caches.materialized(GENERATE_CONTENT.validate(body), route, caller), caller,
-                                   request.environ)
+        body = self.caches.materialized(GENERATE_CONTENT.validate(body), route, caller, request.environ)
+        body = self.files.resolved(body, caller, request.environ)
         if route.action == "streamGenerateContent":
             return self.stream(model, key, body, request.args.get("alt") == "sse", log)
         return self.generate(model, key, body, log)

@@ -46,7 +46,7 @@ class StoredObject(typing.NamedTuple):
     metadata: dict  # str -> str
 
 
-class AlreadyExists(Exception):
+class NameTaken(Exception):
     """``put(..., if_absent=True)`` or a write started with ``if_absent`` found the name taken."""
 
 
@@ -228,7 +228,7 @@ class LocalStore:
     def start_write(self, name, content_type, metadata=None, if_absent=True):
         """A session (a string, kept by the caller between requests) for writing ``name`` in pieces."""
         if if_absent and self.head(name) is not None:
-            raise AlreadyExists(name)
+            raise NameTaken(name)
         session = secrets.token_hex(16)
         plan = {"name": name, "content_type": content_type, "metadata": metadata or {}, "if_absent": if_absent}
         with open(self._path("writes", session + ".json"), "w", encoding="utf-8") as file:
@@ -294,7 +294,7 @@ class LocalStore:
         with self._locked():
             if if_absent and self.head(name) is not None:
                 os.unlink(temporary)
-                raise AlreadyExists(name)
+                raise NameTaken(name)
             target = self._path("objects", name)
             os.makedirs(os.path.dirname(target), exist_ok=True)
             size = os.path.getsize(temporary)

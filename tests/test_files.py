@@ -129,6 +129,19 @@ def test_public_base_url_makes_the_upload_url_and_file_uris(in_process, store_di
     assert file["uri"] == f"https://files.example.test/fn/v1beta/files/{file_id(file)}"
 
 
+def test_on_cloud_functions_own_url_the_upload_url_has_the_function_name(in_process, store_dir, upstream):
+    """https://REGION-PROJECT.cloudfunctions.net/NAME hands the function its path without /NAME."""
+    app = in_process(STORAGE_DIR=store_dir, K_SERVICE="gemini")
+    host = {"Host": "us-central1-proj.cloudfunctions.net", "X-Forwarded-Proto": "https"}
+    url = upload_url(app, 3, path="/v1beta", headers=host)
+    assert url.startswith("https://us-central1-proj.cloudfunctions.net/gemini/upload/v1beta/files?upload_id=")
+    # On its run.app URL, or where the path has the name, the path is taken as it is.
+    assert upload_url(app, 3, path="/v1beta", headers={"Host": "gemini-abc-uc.a.run.app"}).startswith(
+        "http://gemini-abc-uc.a.run.app/upload/v1beta/files?")
+    assert upload_url(app, 3, path="/gemini/v1beta", headers=host).startswith(
+        "https://us-central1-proj.cloudfunctions.net/gemini/upload/v1beta/files?")
+
+
 @pytest.mark.parametrize("body, headers, mime, size", [
     ({"file": {"mime_type": "image/png", "size_bytes": 4, "display_name": "d"}}, {}, "image/png", 4),  # the SDK's
     ({"file": {"mimeType": "image/png", "sizeBytes": "4", "displayName": "d"}}, {}, "image/png", 4),  # curl's
@@ -177,7 +190,8 @@ def test_a_chosen_name_is_kept_and_a_taken_one_is_409(app):
     file = upload(app, b"abc", body={"file": {"name": "files/my-notes-1"}})
     assert file["name"] == "files/my-notes-1"
     answer = start(app, 3, body={"file": {"name": "my-notes-1"}})
-    assert answer.status_code == 409 and "already exists" in error_of(answer)["message"]
+    assert answer.status_code == 409 and error_of(answer)["status"] == "ALREADY_EXISTS"
+    assert "already exists" in error_of(answer)["message"]
 
 
 def test_generated_ids_are_lowercase_letters_and_digits(app):

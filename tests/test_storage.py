@@ -27,7 +27,7 @@ import pytest
 
 from conftest import REPO
 from gemini_compat import cloud_storage, config, storage
-from gemini_compat.storage import GRANULARITY, READ_BLOCK, AlreadyExists, StorageUnavailable, WriteConflict
+from gemini_compat.storage import GRANULARITY, READ_BLOCK, NameTaken, StorageUnavailable, WriteConflict
 from helpers import free_port
 
 emulator_differs = pytest.mark.emulator_differs
@@ -105,7 +105,7 @@ def test_put_again_makes_a_new_object(store):
 @emulator_differs
 def test_put_if_absent_refuses_a_taken_name(store):
     store.put("files/a/one", b"first", "text/plain")
-    with pytest.raises(AlreadyExists):
+    with pytest.raises(NameTaken):
         store.put("files/a/one", b"second", "text/plain", if_absent=True)
     assert store.get("files/a/one")[0] == b"first"
     assert store.put("files/a/two", b"", "text/plain", if_absent=True).size == 0
@@ -267,7 +267,7 @@ def test_a_write_goes_on_after_a_restart(store, reopen):
 
 def test_start_write_refuses_a_taken_name(store):
     store.put("files/a/one", b"x", "text/plain")
-    with pytest.raises(AlreadyExists):
+    with pytest.raises(NameTaken):
         store.start_write("files/a/one", "text/plain")
     session = store.start_write("files/a/one", "text/markdown", if_absent=False)
     assert store.write(session, 0, [b"# new"], total=5).content_type == "text/markdown"
@@ -278,7 +278,7 @@ def test_start_write_refuses_a_taken_name(store):
 def test_the_name_taken_while_writing_is_refused_at_the_end(store):
     session = store.start_write("files/a/one", "text/plain")
     store.put("files/a/one", b"first", "text/plain")
-    with pytest.raises(AlreadyExists):
+    with pytest.raises(NameTaken):
         store.write(session, 0, [b"second"], total=6)
     assert store.get("files/a/one")[0] == b"first"
     with pytest.raises(WriteConflict):
