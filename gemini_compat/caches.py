@@ -21,7 +21,7 @@ import flask
 
 from . import catalogue, config, request_body, thinking
 from .errors import InvalidArgument, PermissionDenied
-from .files import file_data_parts, file_uri_id, generated_id, rfc3339
+from .files import file_data_parts, file_permission_denied, file_uri_id, generated_id, rfc3339
 from .json_wire import JSON_CONTENT_TYPE, dumps
 from .request_translation import count_tokens_request, counted_tokens
 from .routing import RESOURCE_ID, Route, check_model_id
@@ -34,10 +34,6 @@ NOT_WITH_CACHE = ("CachedContent can not be used with GenerateContent request se
                   "tool_config. Proposed fix: move those values to CachedContent from GenerateContent request.")
 UPDATABLE = ("ttl", "expireTime", "expire_time")
 _NAME = re.compile(r"cachedContents/(?P<id>.+)")
-
-
-def permission_denied_file(file_id):
-    return PermissionDenied(f"You do not have permission to access the File {file_id} or it may not exist.")
 
 
 def permission_denied(cache_id):
@@ -106,7 +102,7 @@ class CachedContents:
             for file_id in file_ids:
                 copied = self.store.copy(f"files/{caller.owner}/{file_id}", cache_file_name(caller.owner, cache_id, file_id))
                 if copied is None:  # deleted since it was counted
-                    raise permission_denied_file(file_id)
+                    raise file_permission_denied(file_id)
             stored = self.store.put(record_name(caller.owner, cache_id), data, JSON_CONTENT_TYPE, metadata,
                                     if_absent=True)
         except BaseException:

@@ -385,7 +385,7 @@ class Files:
             self.store.delete(name)
             stored = None
         if stored is None:
-            raise PermissionDenied(f"You do not have permission to access the File {file_id} or it may not exist.")
+            raise file_permission_denied(file_id)
         return stored
 
     def _expired(self, stored):
@@ -467,7 +467,7 @@ class Files:
         for part, stored, file_id in resolving:
             data = b"".join(self.store.read(stored.name))
             if len(data) != stored.size:  # deleted or replaced meanwhile
-                raise PermissionDenied(f"You do not have permission to access the File {file_id} or it may not exist.")
+                raise file_permission_denied(file_id)
             blob = {"mimeType": stored.content_type, "data": base64.b64encode(data).decode("ascii")}
             if stored.metadata.get("displayName"):
                 blob["displayName"] = stored.metadata["displayName"]
@@ -487,11 +487,16 @@ class Files:
     def _cache_file(self, name, file_id):
         stored = self.store.head(name)
         if stored is None:
-            raise PermissionDenied(f"You do not have permission to access the File {file_id} or it may not exist.")
+            raise file_permission_denied(file_id)
         return stored
 
 
 # --- pure helpers --------------------------------------------------------------------------------
+
+def file_permission_denied(file_id):
+    """Google's answer for a file that is absent, expired or another owner's: it does not tell which."""
+    return PermissionDenied(f"You do not have permission to access the File {file_id} or it may not exist.")
+
 
 def file_uri_id(uri):
     """The ID of our file a fileUri names, or None: ``files/abc123``, or any http(s) URL whose path

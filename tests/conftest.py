@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from fake_upstream import FakeUpstream
-from helpers import KEY, Answer, StorageEmulator, free_port
+from helpers import KEY, Answer, StorageEmulator, free_port, stop_process
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
@@ -64,11 +64,7 @@ class FunctionServer:
         return pathlib.Path(self.log.name).read_text(errors="replace")
 
     def stop(self):
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        stop_process(self.process)
         os.unlink(self.log.name)
 
 
