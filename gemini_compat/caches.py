@@ -1,21 +1,375 @@
 """cachedContents over our own store: create/get/list/patch/delete, and a request that names one
-made whole (the cache's system instruction, tools and contents, then the request's)."""
+made whole (the cache's system instruction, tools and contents, then the request's).
+
+A cache is one object, ``cachedContents/{owner}/{id}``: its body the resource's immutable fields as
+Gemini JSON (model, displayName, createTime, contents, systemInstruction, tools, toolConfig), its
+metadata what get and list answer (the output view's times and token count), so that neither reads
+a body and an update of the expiration rewrites only metadata. Each of our files the cache names is
+copied to ``cacheFiles/{owner}/{id}/{file_id}`` and named ``cacheFiles/{id}/{file_id}`` in the
+stored parts: the cache outlives the file, as Google's does.
+
+The upstream gets the cache's messages translated afresh on every use; translation is deterministic,
+so it receives the same bytes every time, and its own prefix cache does what Google's cache does.
+"""
+
+import datetime
+import json
+import re
+import secrets
+import string
+import time
+
+import flask
+
+from . import catalogue, config, request_body, thinking
+from .errors import GeminiError, InvalidArgument, PermissionDenied
+from .json_wire import JSON_CONTENT_TYPE, dumps
+from .request_translation import count_tokens_request, counted_tokens
+from .routing import RESOURCE_ID, Route, check_model_id
+from .storage import AlreadyExists
+from .validation import CACHED_CONTENT, CACHED_CONTENT_UPDATE
+
+ID_ALPHABET = string.ascii_lowercase + string.digits
+ID_LENGTH = 16
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000  # Google's: larger pageSize values are coerced to it
+INPUT_FIELDS = ("contents", "systemInstruction", "tools", "toolConfig")
+# What Google refuses next to cachedContent in a generateContent request (they are the cache's).
+CACHED_FIELDS = ("systemInstruction", "tools", "toolConfig")
+NOT_WITH_CACHE = ("CachedContent can not be used with GenerateContent request setting system_instruction, tools or "
+                  "tool_config. Proposed fix: move those values to CachedContent from GenerateContent request.")
+UPDATABLE = ("ttl", "expireTime", "expire_time")
+_NAME = re.compile(r"cachedContents/(?P<id>.+)")
+
+
+def permission_denied(cache_id):
+    """Google's answer for a cache that is absent, expired or another owner's: it does not tell which."""
+    return PermissionDenied(f"You do not have permission to access the CachedContent {cache_id} or it may not exist.")
+
+
+def no_storage():
+    return GeminiError("This deployment has no storage for cached contents: set STORAGE_BUCKET.", code=501)
 
 
 class CachedContents:
-    def __init__(self, settings, store, files, upstream):
+    def __init__(self, settings, store, files, upstream, clock=time.time):
         self.settings = settings
         self.store = store
         self.files = files
         self.upstream = upstream
+        self.clock = clock  # seconds since the epoch; tests move it to expire caches
+
+    # --- the routes ---------------------------------------------------------------------------
 
     def respond(self, request, route, caller, log):
-        raise NotImplementedError  # TODO(issue 16, caches helper)
+        if self.store is None:
+            raise no_storage()
+        if route.resource_id:
+            log.fields["cachedContent"] = route.resource_id
+        if route.action == "createCachedContent":
+            return _json_response(self.create(self._body(request), route, caller, request.environ, log))
+        if route.action == "listCachedContents":
+            return _json_response(self.list(caller.owner, request.args))
+        if route.action == "getCachedContent":
+            return _json_response(output_view(self._head(caller.owner, route.resource_id)))
+        if route.action == "updateCachedContent":
+            mask = request.args.get("updateMask") or request.args.get("update_mask")
+            return _json_response(self.update(caller.owner, route.resource_id, self._body(request), mask))
+        self.delete(caller.owner, route.resource_id)
+        return _json_response({})
+
+    def _body(self, request):
+        request_body.check_content_type(request.headers)
+        return request_body.read_json(request, self.settings.max_request_bytes, self.settings.client_body_timeout,
+                                      self.files.request_memory)
+
+    def create(self, body, route, caller, environ, log):
+        """The stored cache's output view, for a CachedContent resource as the SDK sends it."""
+        body = CACHED_CONTENT.validate(body)
+        model_id = body["model"].removeprefix("models/")
+        check_model_id(model_id)
+        model = log.fields["upstreamModel"] = catalogue.upstream_model(
+            self.settings, Route(route.version, model_id, route.action))
+        now = self.clock()
+        expires = now + self._lifetime(body, now)
+        cache_id = "".join(secrets.choice(ID_ALPHABET) for _ in range(ID_LENGTH))
+        file_ids = our_file_ids(body)
+        tokens = self._counted(body, model, caller, environ)
+        minimum = self.settings.cache_min_tokens
+        if tokens is not None and tokens < minimum:
+            raise InvalidArgument(f"Cached content is too small. total_token_count={tokens}, "
+                                  f"min_total_token_count={minimum}")
+        record = {"model": body["model"], **_present(body, "displayName"), "createTime": timestamp(now),
+                  **{name: value for name, value in rewritten(body, cache_id).items() if name in INPUT_FIELDS}}
+        data = dumps(record)
+        self._check_quota(caller.owner, file_ids, len(data))
+        metadata = {"model": body["model"], **_present(body, "displayName"), "createTime": record["createTime"],
+                    "updateTime": record["createTime"], "expireTime": timestamp(expires)}
+        if tokens is not None:
+            metadata["totalTokenCount"] = str(tokens)
+        try:
+            self._copy_files(caller.owner, cache_id, file_ids)
+            stored = self.store.put(record_name(caller.owner, cache_id), data, JSON_CONTENT_TYPE, metadata,
+                                    if_absent=True)
+        except BaseException:
+            self._delete_files(caller.owner, cache_id)
+            raise
+        log.fields["cachedContent"] = cache_id
+        return output_view(stored)
+
+    def list(self, owner, args):
+        size = page_size(args.get("pageSize") or args.get("page_size"))
+        token = args.get("pageToken") or args.get("page_token") or None
+        found, next_token = self.store.list(f"cachedContents/{owner}/", size, token)
+        now = self.clock()
+        answer = {"cachedContents": [output_view(stored) for stored in found if not self._expired(stored, now)]}
+        if next_token:
+            answer["nextPageToken"] = next_token
+        return answer
+
+    def update(self, owner, cache_id, body, mask):
+        """The cache with a new expiration (``{"ttl": "600s"}`` or ``{"expireTime": ...}``)."""
+        for field in [*body, *(mask.split(",") if mask else ())]:
+            if field.strip() not in UPDATABLE:
+                raise InvalidArgument("only expiration is updatable", field=field.strip())
+        body = CACHED_CONTENT_UPDATE.validate(body)
+        stored = self._head(owner, cache_id)
+        now = self.clock()
+        metadata = {"expireTime": timestamp(now + self._lifetime(body, now)), "updateTime": timestamp(now)}
+        updated = self.store.set_metadata(stored.name, metadata)
+        if updated is None:  # deleted meanwhile
+            raise permission_denied(cache_id)
+        return output_view(updated)
+
+    def delete(self, owner, cache_id):
+        self._head(owner, cache_id)
+        self.store.delete(record_name(owner, cache_id))
+        self._delete_files(owner, cache_id)
+
+    # --- use ----------------------------------------------------------------------------------
 
     def materialized(self, body, route, caller):
-        """A validated generateContent request; with ``cachedContent``, the whole request it stands for."""
-        return body  # TODO(issue 16, caches helper)
+        """A validated generateContent request; with ``cachedContent``, the whole request it stands for:
+        the cache's system instruction, tools and tool config, its contents, then the request's.
+
+        ``{"cachedContent": "cachedContents/abc", "contents": [Q], "generationConfig": G}`` with the
+        cache ``{"systemInstruction": S, "contents": [A, B]}``
+        -> ``{"systemInstruction": S, "contents": [A, B, Q], "generationConfig": G}``
+        """
+        if "cachedContent" not in body:
+            return body
+        return self._merged(body, route, caller, "cachedContent")[0]
 
     def counted_request(self, body, route, caller):
-        """A validated countTokens request, its generateContentRequest's cachedContent made whole."""
-        return body  # TODO(issue 16, caches helper)
+        """A validated countTokens request, its generateContentRequest's cachedContent made whole;
+        with ``cachedContentTokenCount``, the cache's own count, for the answer."""
+        request = body.get("generateContentRequest")
+        if not request or "cachedContent" not in request:
+            return body
+        merged, tokens = self._merged(request, route, caller, "generateContentRequest.cachedContent")
+        counted = {**body, "generateContentRequest": merged}
+        if tokens is not None:
+            counted["cachedContentTokenCount"] = tokens
+        return counted
+
+    def _merged(self, body, route, caller, field):
+        """(the request ``body`` with its cache's fields and contents, the cache's token count or None)."""
+        if self.store is None:
+            raise InvalidArgument("this deployment has no storage (set STORAGE_BUCKET), so no cached contents",
+                                  field=field)
+        if any(name in body for name in CACHED_FIELDS):
+            raise InvalidArgument(NOT_WITH_CACHE)
+        match = _NAME.fullmatch(body["cachedContent"])
+        if not match or not RESOURCE_ID.fullmatch(match["id"]):
+            raise InvalidArgument("not a cachedContents/{id} name", field=field)
+        stored, cache = self._record(caller.owner, match["id"])
+        if cache["model"] != f"models/{route.model}":
+            raise InvalidArgument(f"Model used by GenerateContent request (models/{route.model}) and CachedContent "
+                                  f"({cache['model']}) has to be the same.")
+        merged = {name: value for name, value in body.items() if name != "cachedContent"}
+        merged.update({name: cache[name] for name in CACHED_FIELDS if name in cache})
+        merged["contents"] = cache.get("contents", []) + body["contents"]
+        tokens = stored.metadata.get("totalTokenCount")
+        return merged, int(tokens) if tokens is not None else None
+
+    # --- the store ----------------------------------------------------------------------------
+
+    def _head(self, owner, cache_id):
+        """The cache's StoredObject (metadata only); 403 when absent or expired (then deleted)."""
+        stored = self.store.head(record_name(owner, cache_id))
+        if stored is None or self._expired(stored, self.clock()):
+            raise permission_denied(cache_id)
+        return stored
+
+    def _record(self, owner, cache_id):
+        """(StoredObject, the stored resource), its memory reserved as a request body's is."""
+        found = self.store.get(record_name(owner, cache_id))
+        if found is None or self._expired(found[1], self.clock()):
+            raise permission_denied(cache_id)
+        data, stored = found
+        environ = flask.request.environ
+        cost = config.BYTE_COST * len(data) + request_body.TOKEN_COST * request_body.count_tokens(data)
+        if cost > config.BYTE_COST * request_body.SMALL_BODY_BYTES:
+            held = environ.get(request_body.RESERVED, (None, 0))[1]
+            request_body.reserve(environ, self.files.request_memory, held + cost,
+                                 time.monotonic() + self.settings.client_body_timeout)
+        return stored, json.loads(data)
+
+    def _expired(self, stored, now):
+        """Whether the cache has expired; an expired one is deleted on the way (lazily: no sweeper)."""
+        if parsed_time(stored.metadata["expireTime"]) > now:
+            return False
+        owner, cache_id = stored.name.split("/")[1:]
+        self.store.delete(stored.name)
+        self._delete_files(owner, cache_id)
+        return True
+
+    def _copy_files(self, owner, cache_id, file_ids):
+        for file_id in file_ids:
+            if self.store.copy(f"files/{owner}/{file_id}", cache_file_name(owner, cache_id, file_id)) is None:
+                raise self.files.permission_denied(file_id)
+
+    def _delete_files(self, owner, cache_id):
+        prefix = f"cacheFiles/{owner}/{cache_id}/"
+        token = None
+        while True:
+            found, token = self.store.list(prefix, MAX_PAGE_SIZE, token)
+            for stored in found:
+                self.store.delete(stored.name)
+            if not token:
+                return
+
+    # --- create's checks ----------------------------------------------------------------------
+
+    def _lifetime(self, body, now):
+        """Seconds the cache is to live, from ``ttl`` or ``expireTime`` (default 1 h), within CACHE_MAX_TTL."""
+        if "ttl" in body:
+            seconds, field = float(body["ttl"][:-1]), "ttl"
+        elif "expireTime" in body:
+            seconds, field = parsed_time(body["expireTime"], "expireTime") - now, "expireTime"
+        else:
+            return config.DEFAULT_CACHE_TTL
+        if seconds <= 0:
+            raise InvalidArgument("the expiration must lie in the future", field=field)
+        if seconds > self.settings.cache_max_ttl:
+            raise InvalidArgument(f"a cache may live at most CACHE_MAX_TTL ({self.settings.cache_max_ttl:g} s)",
+                                  field=field)
+        return seconds
+
+    def _counted(self, body, model, caller, environ):
+        """The cache's tokens, counted by the upstream as countTokens counts (None with
+        CACHE_TOKEN_COUNT=none). The request is built either way: what cannot be translated is
+        refused now, as Google refuses it at create, not at first use. Counting proves a
+        pass-through key; without it the key is proved with the model list."""
+        request = {name: body[name] for name in INPUT_FIELDS if name in body}
+        request.setdefault("contents", [])
+        request = self.files.resolved({"generateContentRequest": request}, caller, environ)
+        dialect = thinking.dialect_for(model, self.settings.thinking_rules, self.settings.upstream_thinking)
+        payload = count_tokens_request(request, model, dialect)
+        if self.settings.cache_token_count == "none":
+            if caller.unverified:
+                self.files.verify_key(caller)
+            return None
+        return counted_tokens(self.upstream.post_json("/chat/completions", payload, caller.key))
+
+    def _check_quota(self, owner, file_ids, record_bytes):
+        sizes = []
+        for file_id in file_ids:
+            stored = self.store.head(f"files/{owner}/{file_id}")
+            if stored is None:
+                raise self.files.permission_denied(file_id)
+            sizes.append(stored.size)
+        self.files.check_quota(owner, objects=1 + len(file_ids), size=record_bytes + sum(sizes))
+
+
+# --- pure helpers ----------------------------------------------------------------------------
+
+def record_name(owner, cache_id):
+    return f"cachedContents/{owner}/{cache_id}"
+
+
+def cache_file_name(owner, cache_id, file_id):
+    return f"cacheFiles/{owner}/{cache_id}/{file_id}"
+
+
+def output_view(stored):
+    """What Google answers for a cache: never its input-only contents, instruction or tools.
+
+    metadata ``{"model": "models/m", "createTime": T, "updateTime": T, "expireTime": E, "totalTokenCount": "9"}``
+    -> ``{"name": "cachedContents/{id}", "model": "models/m", "createTime": T, "updateTime": T,
+    "expireTime": E, "usageMetadata": {"totalTokenCount": 9}}``
+    """
+    metadata = stored.metadata
+    view = {"name": "cachedContents/" + stored.name.rsplit("/", 1)[1], "model": metadata["model"],
+            **_present(metadata, "displayName"),
+            **{name: metadata[name] for name in ("createTime", "updateTime", "expireTime")}}
+    if "totalTokenCount" in metadata:
+        view["usageMetadata"] = {"totalTokenCount": int(metadata["totalTokenCount"])}
+    return view
+
+
+def _present(mapping, name):
+    return {name: mapping[name]} if name in mapping else {}
+
+
+def our_file_ids(body):
+    """The IDs of our files the cache's parts name, each once, in order."""
+    ids = []
+    for part in _file_parts(body.get("contents", [])):
+        file_id = file_id_of(part["fileData"]["fileUri"])
+        if file_id and file_id not in ids:
+            ids.append(file_id)
+    return ids
+
+
+def rewritten(body, cache_id):
+    """``body`` with each fileData naming one of our files renamed to the cache's own copy (new
+    dicts and lists on the way to it, the rest shared): ``files/abc`` -> ``cacheFiles/{cache_id}/abc``."""
+    def part_rewritten(part):
+        if "fileData" in part and (file_id := file_id_of(part["fileData"]["fileUri"])):
+            return {**part, "fileData": {**part["fileData"], "fileUri": f"cacheFiles/{cache_id}/{file_id}"}}
+        if "functionResponse" in part and "parts" in part["functionResponse"]:
+            response = part["functionResponse"]
+            return {**part, "functionResponse": {**response, "parts": [part_rewritten(p) for p in response["parts"]]}}
+        return part
+
+    if "contents" not in body:
+        return body
+    contents = [{**content, "parts": [part_rewritten(part) for part in content["parts"]]} for content in body["contents"]]
+    return {**body, "contents": contents}
+
+
+def _file_parts(contents):
+    for content in contents:
+        for part in content["parts"]:
+            if "fileData" in part:
+                yield part
+            for held in part.get("functionResponse", {}).get("parts", []):
+                if "fileData" in held:
+                    yield held
+
+
+def timestamp(seconds):
+    """RFC 3339 in UTC, as Google writes times: ``1767225600.5`` -> ``2026-01-01T00:00:00.500000Z``."""
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parsed_time(text, field=None):
+    """Seconds since the epoch for an RFC 3339 time with its offset (the schema checked its shape)."""
+    try:
+        return datetime.datetime.fromisoformat(text).timestamp()
+    except ValueError:  # a shape that names no date: February 30th
+        raise InvalidArgument(f"{text!r} is not a valid time", field=field) from None
+
+
+def page_size(raw):
+    """``pageSize``: up to 1000 (larger values coerced, as Google does), 50 when absent or 0."""
+    if not raw:
+        return DEFAULT_PAGE_SIZE
+    if not raw.isdigit() or len(raw) > 10:
+        raise InvalidArgument(f"{raw[:20]!r} is not a whole number", field="pageSize")
+    return min(int(raw) or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+
+
+def _json_response(value):
+    return flask.Response(dumps(value), 200, content_type=JSON_CONTENT_TYPE)

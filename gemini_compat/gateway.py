@@ -14,7 +14,12 @@ from .response_translation import StreamTranslator, gemini_response, merged_resp
 from .upstream import Upstream
 from .validation import BATCH_EMBED_CONTENTS, COUNT_TOKENS, EMBED_CONTENT, GENERATE_CONTENT
 
-CORS_ALLOWED_HEADERS = "authorization, content-type, x-goog-api-key, x-goog-api-client, x-server-timeout"
+CORS_ALLOWED_HEADERS = ("authorization, content-type, x-goog-api-key, x-goog-api-client, x-server-timeout, "
+                        "x-goog-upload-protocol, x-goog-upload-command, x-goog-upload-offset, "
+                        "x-goog-upload-header-content-length, x-goog-upload-header-content-type, x-goog-upload-file-name")
+# What a page's script may read of an answer: the upload's URL and state (files.py), besides Retry-After.
+CORS_EXPOSED_HEADERS = ("Retry-After, X-Goog-Upload-URL, X-Goog-Upload-Status, X-Goog-Upload-Size-Received, "
+                        "X-Goog-Upload-Chunk-Granularity")
 
 
 class Gateway:
@@ -181,7 +186,7 @@ def preflight_response(request, origins):
     if _allowed_origin(request, origins) is None:
         raise PermissionDenied("This origin is not allowed by CORS_ORIGINS.")
     return flask.Response(b"", 204, headers={
-        "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+        "Access-Control-Allow-Methods": "GET, POST, PATCH, DELETE, OPTIONS",
         "Access-Control-Allow-Headers": request.headers.get("Access-Control-Request-Headers") or CORS_ALLOWED_HEADERS,
         "Access-Control-Max-Age": "3600",
     })
@@ -199,7 +204,7 @@ def _add_cors_headers(response, request, origins):
     if origin:
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Vary"] = "Origin"
-        response.headers["Access-Control-Expose-Headers"] = "Retry-After"
+        response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSED_HEADERS
 
 
 def stream_body(stream, translator, sse, log):

@@ -6,6 +6,7 @@ closes the connection: nothing of the body is read into memory, and a caller who
 goes quiet, holds no thread.
 """
 
+import contextlib
 import ctypes
 import heapq
 import itertools
@@ -149,21 +150,34 @@ def _read(request, limit, deadline, timeout, budget):
     """The body's bytes, at most ``limit`` of them, by ``deadline`` (``timeout`` seconds in all). A
     body of unknown length (chunked) reserves for the largest one in ``budget`` once it outgrows a
     small one."""
-    sock = request.environ.get("gunicorn.socket")
-    watch = DEADLINES.watch(sock, deadline) if sock is not None else None
     chunks, size = [], 0
-    try:
-        stream = request.stream
-        while size <= limit:
-            chunk = stream.read(min(READ_SIZE, limit + 1 - size))
-            if not chunk:
-                break
+    with contextlib.closing(body_blocks(request, limit + 1, deadline, timeout)) as blocks:
+        for chunk in blocks:
             chunks.append(chunk)
             size += len(chunk)
             if size > SMALL_BODY_BYTES and RESERVED not in request.environ:
                 reserve(request.environ, budget, BYTE_COST * limit, deadline)
-            if time.monotonic() > deadline:
+    if size > limit:
+        raise InvalidArgument(f"Request payload size exceeds the limit: {limit} bytes.")
+    request.environ[BODY_READ] = True
+    return b"".join(chunks)
+
+
+def body_blocks(request, length, deadline, timeout):
+    """The body's first ``length`` bytes (fewer if it is shorter), in blocks of at most READ_SIZE,
+    each read by ``deadline`` (``timeout`` seconds from the start, for the message). Close it when
+    done: that ends the deadline's watch."""
+    sock = request.environ.get("gunicorn.socket")
+    watch = DEADLINES.watch(sock, deadline) if sock is not None else None
+    received = 0
+    try:
+        stream = request.stream
+        while received < length:
+            block = stream.read(min(READ_SIZE, length - received))
+            if not block or time.monotonic() > deadline:
                 break
+            received += len(block)
+            yield block
     except (OSError, ValueError, ClientDisconnected):
         if time.monotonic() <= deadline:
             raise InvalidArgument("The request body ended before it was complete.") from None
@@ -172,10 +186,6 @@ def _read(request, limit, deadline, timeout, budget):
             DEADLINES.cancel(watch)
     if time.monotonic() > deadline:
         raise DeadlineExceeded(f"The request body did not arrive within CLIENT_BODY_TIMEOUT ({timeout:g} s).")
-    if size > limit:
-        raise InvalidArgument(f"Request payload size exceeds the limit: {limit} bytes.")
-    request.environ[BODY_READ] = True
-    return b"".join(chunks)
 
 
 class MemoryBudget:

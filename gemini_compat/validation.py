@@ -73,6 +73,8 @@ def _describe(error):
         present = [name for name in names if name in value]
         found = ", ".join(present) if present else "none"
         return [], f"must have exactly one of {', '.join(names)} (found {found})"
+    if kind == "not" and set(error.validator_value) == {"required"}:  # fields that exclude each other
+        return [], f"give {' or '.join(error.validator_value['required'])}, not both"
     if kind == "type":
         expected = error.validator_value
         expected = " or ".join(expected) if isinstance(expected, list) else expected
@@ -132,3 +134,5 @@ GENERATE_CONTENT = RequestValidator("generate_content_request.json")
 COUNT_TOKENS = RequestValidator("count_tokens_request.json")
 EMBED_CONTENT = RequestValidator("embed_content_request.json")
 BATCH_EMBED_CONTENTS = RequestValidator("batch_embed_contents_request.json")
+CACHED_CONTENT = RequestValidator("cached_content.json")
+CACHED_CONTENT_UPDATE = RequestValidator("cached_content_update.json")

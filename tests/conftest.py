@@ -216,3 +216,46 @@ def gemini(function, upstream):
     yield post
     session.close()
 
+
+
+EMULATOR_BUCKET = "gemini-compat-test"
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator(tmp_path_factory):
+    """The Cloud Storage emulator (``gcp-storage-emulator``, objects in its memory) in a subprocess on
+    a loopback port, with one bucket: the env a function needs to use it, under a prefix of its own.
+    A subprocess, not a thread: what it holds stays out of this process's memory measurements."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("gcs-emulator") / "emulator.log"
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1", "--port", str(port),
+             "--default-bucket", EMULATOR_BUCKET, "--in-memory", "--quiet"],
+            stdout=output, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the storage emulator did not start:\n{log.read_text(errors='replace')}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+            time.sleep(0.05)
+        yield {"STORAGE_BUCKET": f"gs://{EMULATOR_BUCKET}/{tmp_path_factory.mktemp('gcs').name}",
+               "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{port}"}
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(params=["local", "gcs"])
+def storage_env(request, tmp_path_factory):
+    """A fresh, empty store for one test, as the env of a function (``serve(**storage_env)``,
+    ``in_process(**storage_env)``): a folder of its own, or a prefix of its own in the emulator's bucket."""
+    if request.param == "local":
+        return {"STORAGE_DIR": str(tmp_path_factory.mktemp("store"))}
+    emulator = request.getfixturevalue("gcs_emulator")
+    return {**emulator, "STORAGE_BUCKET": f"gs://{EMULATOR_BUCKET}/{tmp_path_factory.mktemp('gcs').name}"}
