@@ -13,9 +13,13 @@ import base64
 import datetime
 import hashlib
 import io
+import json
+import pathlib
 import random
 import re
 import secrets
+import shutil
+import subprocess
 import time
 import urllib.parse
 
@@ -25,8 +29,10 @@ from google import genai
 from google.genai import errors, types
 
 from fake_upstream import Json, Stream, completion, text_stream, usage
+from helpers import client_env
 
 MODEL = "qwen-turbo"
+CLIENTS = pathlib.Path(__file__).resolve().parent / "clients"
 MiB = 1024 * 1024
 CHUNK = 8 * MiB  # the SDK's CHUNK_SIZE
 BIG = 20 * MiB + 4321  # three chunks, the last one short
@@ -471,3 +477,51 @@ def test_upload_and_cache_on_each_storage_backend(serve, storage_env, upstream):
     assert [f.name for f in listed] == [big.name]
     assert upstream.last["messages"] == CACHED_MESSAGES + [{"role": "user", "content": "When is the launch?"}]
     assert list(sdk.client.caches.list()) == []
+
+
+# --- @google/genai (Node) -----------------------------------------------------------------------
+
+@pytest.mark.skipif(not (CLIENTS / "node_modules" / "@google" / "genai").is_dir() or shutil.which("node") is None,
+                    reason="the JS SDK is not installed: run `npm ci --prefix tests/clients` (needs node)")
+def test_js_sdk_uploads_caches_and_generates(stored, upstream, api_version):
+    size = CHUNK + 5  # two chunks
+    key = f"files-js-{secrets.token_hex(8)}"
+    env = client_env(GENAI_BASE_URL=stored.url, GENAI_API_KEY=key, NO_COLOR="1")
+    args = {"size": size, "mimeType": "application/octet-stream", "apiVersion": api_version}
+    done = subprocess.run(["node", str(CLIENTS / "files.mjs"), json.dumps(args)], cwd=CLIENTS, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, f"node exited {done.returncode}:\n{done.stderr}\n{done.stdout}"
+    output = json.loads(done.stdout.strip().splitlines()[-1])
+
+    assert output["error"] is None, output["error"]
+    result, version = output["result"], api_version or "v1"
+    period = bytes((i * 31 + 7) % 251 for i in range(251))  # files.mjs's pattern
+    data = (period * (size // 251 + 1))[:size]
+    uploaded = result["uploaded"]
+    file_id = uploaded["name"].removeprefix("files/")
+    assert uploaded["uri"] == f"{stored.url}/{version}/files/{file_id}"
+    assert (uploaded["sizeBytes"], uploaded["mimeType"], uploaded["displayName"], uploaded["state"]) == \
+        (str(size), "application/octet-stream", "pattern", "ACTIVE")
+    assert uploaded["sha256Hash"] == sha256_hash(data)
+    assert result["got"] == uploaded
+    start, *chunks = output["requests"][:3]
+    # The JS SDK starts at upload/{its version}/files and sends the key with every chunk.
+    assert (start["method"], urllib.parse.urlsplit(start["url"]).path, start["key"]) == \
+        ("POST", f"/upload/{version}/files", key)
+    assert [(c["uploadOffset"], c["uploadCommand"], c["size"], c["key"]) for c in chunks] == \
+        [("0", "upload", CHUNK, key), (str(CHUNK), "upload, finalize", 5, key)]
+    assert all("upload_id=" in c["url"] for c in chunks)
+    assert result["cacheGot"]["name"] == result["cache"]["name"]
+    assert result["cacheGot"]["expireTime"] == result["cache"]["expireTime"]
+    assert upstream.last["messages"] == [
+        {"role": "system", "content": "Answer briefly."},
+        {"role": "user", "content": [{"type": "text", "text": "Keep this in mind:"}, {"type": "file", "file": {
+            "filename": "pattern", "file_data": data_url("application/octet-stream", data)}}]},
+        {"role": "assistant", "content": "Noted."},
+        {"role": "user", "content": "What was it?"},
+    ]
+    assert result["text"] == "echo: What was it?"
+    assert result["afterDelete"] == {"isApiError": True, "status": 403}
+    assert [(r["method"], urllib.parse.urlsplit(r["url"]).path) for r in output["requests"][-3:]] == [
+        ("DELETE", f"/{version}/{result['cache']['name']}"), ("DELETE", f"/{version}/files/{file_id}"),
+        ("GET", f"/{version}/{result['cache']['name']}")]
