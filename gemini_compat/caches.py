@@ -15,22 +15,18 @@ so it receives the same bytes every time, and its own prefix cache does what Goo
 import datetime
 import json
 import re
-import secrets
-import string
 import time
 
 import flask
 
 from . import catalogue, config, request_body, thinking
-from .errors import GeminiError, InvalidArgument, PermissionDenied
+from .errors import InvalidArgument, PermissionDenied
+from .files import file_data_parts, file_uri_id, generated_id, rfc3339
 from .json_wire import JSON_CONTENT_TYPE, dumps
 from .request_translation import count_tokens_request, counted_tokens
 from .routing import RESOURCE_ID, Route, check_model_id
-from .storage import AlreadyExists
 from .validation import CACHED_CONTENT, CACHED_CONTENT_UPDATE
 
-ID_ALPHABET = string.ascii_lowercase + string.digits
-ID_LENGTH = 16
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000  # Google's: larger pageSize values are coerced to it
 INPUT_FIELDS = ("contents", "systemInstruction", "tools", "toolConfig")
@@ -42,28 +38,28 @@ UPDATABLE = ("ttl", "expireTime", "expire_time")
 _NAME = re.compile(r"cachedContents/(?P<id>.+)")
 
 
+def permission_denied_file(file_id):
+    return PermissionDenied(f"You do not have permission to access the File {file_id} or it may not exist.")
+
+
 def permission_denied(cache_id):
     """Google's answer for a cache that is absent, expired or another owner's: it does not tell which."""
     return PermissionDenied(f"You do not have permission to access the CachedContent {cache_id} or it may not exist.")
 
 
-def no_storage():
-    return GeminiError("This deployment has no storage for cached contents: set STORAGE_BUCKET.", code=501)
-
-
 class CachedContents:
-    def __init__(self, settings, store, files, upstream, clock=time.time):
+    clock = staticmethod(time.time)  # what "now" is for expiry; tests move it
+
+    def __init__(self, settings, store, files, upstream):
         self.settings = settings
         self.store = store
         self.files = files
         self.upstream = upstream
-        self.clock = clock  # seconds since the epoch; tests move it to expire caches
 
     # --- the routes ---------------------------------------------------------------------------
 
     def respond(self, request, route, caller, log):
-        if self.store is None:
-            raise no_storage()
+        self.files.require_store()
         if route.resource_id:
             log.fields["cachedContent"] = route.resource_id
         if route.action == "createCachedContent":
@@ -92,23 +88,27 @@ class CachedContents:
             self.settings, Route(route.version, model_id, route.action))
         now = self.clock()
         expires = now + self._lifetime(body, now)
-        cache_id = "".join(secrets.choice(ID_ALPHABET) for _ in range(ID_LENGTH))
+        cache_id = generated_id()
         file_ids = our_file_ids(body)
+        record = {"model": body["model"], **_present(body, "displayName"), "createTime": rfc3339(now),
+                  **{name: value for name, value in rewritten(body, cache_id).items() if name in INPUT_FIELDS}}
+        data = dumps(record)  # before the files are resolved into the body's parts, in place
+        sizes = [self.files.stored_file(caller.owner, file_id).size for file_id in file_ids]
+        self.files.check_quota(caller.owner, len(data) + sum(sizes), 1 + len(file_ids))
         tokens = self._counted(body, model, caller, environ)
         minimum = self.settings.cache_min_tokens
         if tokens is not None and tokens < minimum:
             raise InvalidArgument(f"Cached content is too small. total_token_count={tokens}, "
                                   f"min_total_token_count={minimum}")
-        record = {"model": body["model"], **_present(body, "displayName"), "createTime": timestamp(now),
-                  **{name: value for name, value in rewritten(body, cache_id).items() if name in INPUT_FIELDS}}
-        data = dumps(record)
-        self._check_quota(caller.owner, file_ids, len(data))
         metadata = {"model": body["model"], **_present(body, "displayName"), "createTime": record["createTime"],
-                    "updateTime": record["createTime"], "expireTime": timestamp(expires)}
+                    "updateTime": record["createTime"], "expireTime": rfc3339(expires)}
         if tokens is not None:
             metadata["totalTokenCount"] = str(tokens)
         try:
-            self._copy_files(caller.owner, cache_id, file_ids)
+            for file_id in file_ids:
+                copied = self.store.copy(f"files/{caller.owner}/{file_id}", cache_file_name(caller.owner, cache_id, file_id))
+                if copied is None:  # deleted since it was counted
+                    raise permission_denied_file(file_id)
             stored = self.store.put(record_name(caller.owner, cache_id), data, JSON_CONTENT_TYPE, metadata,
                                     if_absent=True)
         except BaseException:
@@ -129,13 +129,13 @@ class CachedContents:
 
     def update(self, owner, cache_id, body, mask):
         """The cache with a new expiration (``{"ttl": "600s"}`` or ``{"expireTime": ...}``)."""
-        for field in [*body, *(mask.split(",") if mask else ())]:
+        for field in [*(body if isinstance(body, dict) else ()), *(mask.split(",") if mask else ())]:
             if field.strip() not in UPDATABLE:
                 raise InvalidArgument("only expiration is updatable", field=field.strip())
         body = CACHED_CONTENT_UPDATE.validate(body)
         stored = self._head(owner, cache_id)
         now = self.clock()
-        metadata = {"expireTime": timestamp(now + self._lifetime(body, now)), "updateTime": timestamp(now)}
+        metadata = {"expireTime": rfc3339(now + self._lifetime(body, now)), "updateTime": rfc3339(now)}
         updated = self.store.set_metadata(stored.name, metadata)
         if updated is None:  # deleted meanwhile
             raise permission_denied(cache_id)
@@ -207,7 +207,7 @@ class CachedContents:
         if found is None or self._expired(found[1], self.clock()):
             raise permission_denied(cache_id)
         data, stored = found
-        environ = flask.request.environ
+        environ = flask.request.environ  # the gateway's calls carry no environ; the reservation lives in it
         cost = config.BYTE_COST * len(data) + request_body.TOKEN_COST * request_body.count_tokens(data)
         if cost > config.BYTE_COST * request_body.SMALL_BODY_BYTES:
             held = environ.get(request_body.RESERVED, (None, 0))[1]
@@ -223,11 +223,6 @@ class CachedContents:
         self.store.delete(stored.name)
         self._delete_files(owner, cache_id)
         return True
-
-    def _copy_files(self, owner, cache_id, file_ids):
-        for file_id in file_ids:
-            if self.store.copy(f"files/{owner}/{file_id}", cache_file_name(owner, cache_id, file_id)) is None:
-                raise self.files.permission_denied(file_id)
 
     def _delete_files(self, owner, cache_id):
         prefix = f"cacheFiles/{owner}/{cache_id}/"
@@ -258,28 +253,18 @@ class CachedContents:
 
     def _counted(self, body, model, caller, environ):
         """The cache's tokens, counted by the upstream as countTokens counts (None with
-        CACHE_TOKEN_COUNT=none). The request is built either way: what cannot be translated is
-        refused now, as Google refuses it at create, not at first use. Counting proves a
+        CACHE_TOKEN_COUNT=none). The count's request is built either way: what cannot be translated
+        is refused now, as Google refuses it at create, not at first use. Counting proves a
         pass-through key; without it the key is proved with the model list."""
-        request = {name: body[name] for name in INPUT_FIELDS if name in body}
-        request.setdefault("contents", [])
-        request = self.files.resolved({"generateContentRequest": request}, caller, environ)
+        request = {"contents": [], **{name: body[name] for name in INPUT_FIELDS if name in body}}
+        request = self.files.resolved(request, caller, environ)  # our files must be there (403)
         dialect = thinking.dialect_for(model, self.settings.thinking_rules, self.settings.upstream_thinking)
-        payload = count_tokens_request(request, model, dialect)
+        payload = count_tokens_request({"generateContentRequest": request}, model, dialect)
         if self.settings.cache_token_count == "none":
             if caller.unverified:
                 self.files.verify_key(caller)
             return None
         return counted_tokens(self.upstream.post_json("/chat/completions", payload, caller.key))
-
-    def _check_quota(self, owner, file_ids, record_bytes):
-        sizes = []
-        for file_id in file_ids:
-            stored = self.store.head(f"files/{owner}/{file_id}")
-            if stored is None:
-                raise self.files.permission_denied(file_id)
-            sizes.append(stored.size)
-        self.files.check_quota(owner, objects=1 + len(file_ids), size=record_bytes + sum(sizes))
 
 
 # --- pure helpers ----------------------------------------------------------------------------
@@ -314,19 +299,15 @@ def _present(mapping, name):
 
 def our_file_ids(body):
     """The IDs of our files the cache's parts name, each once, in order."""
-    ids = []
-    for part in _file_parts(body.get("contents", [])):
-        file_id = file_id_of(part["fileData"]["fileUri"])
-        if file_id and file_id not in ids:
-            ids.append(file_id)
-    return ids
+    ids = [file_uri_id(part["fileData"]["fileUri"]) for part, _ in file_data_parts(body)]
+    return list(dict.fromkeys(file_id for file_id in ids if file_id))
 
 
 def rewritten(body, cache_id):
     """``body`` with each fileData naming one of our files renamed to the cache's own copy (new
     dicts and lists on the way to it, the rest shared): ``files/abc`` -> ``cacheFiles/{cache_id}/abc``."""
     def part_rewritten(part):
-        if "fileData" in part and (file_id := file_id_of(part["fileData"]["fileUri"])):
+        if "fileData" in part and (file_id := file_uri_id(part["fileData"]["fileUri"])):
             return {**part, "fileData": {**part["fileData"], "fileUri": f"cacheFiles/{cache_id}/{file_id}"}}
         if "functionResponse" in part and "parts" in part["functionResponse"]:
             response = part["functionResponse"]
@@ -337,21 +318,6 @@ def rewritten(body, cache_id):
         return body
     contents = [{**content, "parts": [part_rewritten(part) for part in content["parts"]]} for content in body["contents"]]
     return {**body, "contents": contents}
-
-
-def _file_parts(contents):
-    for content in contents:
-        for part in content["parts"]:
-            if "fileData" in part:
-                yield part
-            for held in part.get("functionResponse", {}).get("parts", []):
-                if "fileData" in held:
-                    yield held
-
-
-def timestamp(seconds):
-    """RFC 3339 in UTC, as Google writes times: ``1767225600.5`` -> ``2026-01-01T00:00:00.500000Z``."""
-    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parsed_time(text, field=None):
@@ -366,7 +332,7 @@ def page_size(raw):
     """``pageSize``: up to 1000 (larger values coerced, as Google does), 50 when absent or 0."""
     if not raw:
         return DEFAULT_PAGE_SIZE
-    if not raw.isdigit() or len(raw) > 10:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10:
         raise InvalidArgument(f"{raw[:20]!r} is not a whole number", field="pageSize")
     return min(int(raw) or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
 

@@ -440,22 +440,27 @@ def file_uri_id(uri):
     if uri.startswith("files/"):
         file_id = uri[len("files/"):]
     else:
-        parts = urlsplit(uri)
+        try:
+            parts = urlsplit(uri)
+        except ValueError:  # "http://[x": no URL at all
+            return None
         match = _OUR_FILE_PATH.fullmatch(parts.path) if parts.scheme in ("http", "https") else None
         file_id = match[1] if match else ""
     return file_id if RESOURCE_ID.fullmatch(file_id) else None
 
 
 def file_data_parts(body):
-    """(part, path) of every fileData part of ``body``'s contents, functionResponse parts included."""
-    for content_index, content in enumerate(body.get("contents", [])):
-        for part_index, part in enumerate(content.get("parts", [])):
-            path = ["contents", content_index, "parts", part_index]
-            if "fileData" in part:
-                yield part, path
-            for held_index, held in enumerate(part.get("functionResponse", {}).get("parts", [])):
-                if "fileData" in held:
-                    yield held, path + ["functionResponse", "parts", held_index]
+    """(part, path) of every fileData part of ``body``'s contents (a countTokens body's
+    generateContentRequest's too), functionResponse parts included."""
+    for prefix, request in (([], body), (["generateContentRequest"], body.get("generateContentRequest") or {})):
+        for content_index, content in enumerate(request.get("contents", [])):
+            for part_index, part in enumerate(content.get("parts", [])):
+                path = [*prefix, "contents", content_index, "parts", part_index]
+                if "fileData" in part:
+                    yield part, path
+                for held_index, held in enumerate(part.get("functionResponse", {}).get("parts", [])):
+                    if "fileData" in held:
+                        yield held, path + ["functionResponse", "parts", held_index]
 
 
 def upload_key(upload_id):
@@ -531,17 +536,16 @@ def upload_command(headers):
 
 
 def chunk_extent(request, command, committed):
-    """(Content-Length, X-Goog-Upload-Offset) of a chunk; a bare finalize may leave out both."""
-    length = request.content_length
+    """(length, X-Goog-Upload-Offset) of a chunk; a bare finalize may leave out the offset. A body
+    without Content-Length is empty, unless chunked: the length must be known before it is read."""
+    if request.content_length is None and "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+        raise InvalidArgument("An upload chunk needs a Content-Length (not a chunked body).")
     offset = request.headers.get("X-Goog-Upload-Offset")
-    if command == "finalize":
-        length = length or 0
-        offset = str(committed) if offset is None else offset
-    if length is None:
-        raise InvalidArgument("An upload chunk needs a Content-Length.")
+    if command == "finalize" and offset is None:
+        offset = str(committed)
     if offset is None or not _OFFSET.fullmatch(offset.strip()):
         raise InvalidArgument("An upload chunk needs X-Goog-Upload-Offset: the position of its first byte.")
-    return length, int(offset)
+    return request.content_length or 0, int(offset)
 
 
 def new_bytes(blocks, skip, length, hasher):

@@ -5,11 +5,11 @@ import flask
 from . import auth, catalogue, request_body, routing, storage, streaming, thinking
 from .caches import CachedContents
 from .embeddings import embedding_batches, embedding_vectors
-from .errors import GeminiError, InvalidArgument, PermissionDenied, UpstreamError
+from .errors import GeminiError, InvalidArgument, PermissionDenied
 from .files import Files
 from .json_wire import JSON_CONTENT_TYPE, dumps
 from .logs import RequestLog, internal_error
-from .request_translation import chat_request, count_tokens_request
+from .request_translation import chat_request, count_tokens_request, counted_tokens
 from .response_translation import StreamTranslator, gemini_response, merged_response
 from .upstream import Upstream
 from .validation import BATCH_EMBED_CONTENTS, COUNT_TOKENS, EMBED_CONTENT, GENERATE_CONTENT
@@ -129,14 +129,13 @@ class Gateway:
         return thinking.dialect_for(model, self.settings.thinking_rules, self.settings.upstream_thinking)
 
     def count_tokens(self, model, key, body):
-        """Counted by the upstream itself (see ``count_tokens_request``)."""
+        """Counted by the upstream itself (see ``count_tokens_request``); with a cache, its own count
+        too (``caches.counted_request``)."""
         payload = count_tokens_request(body, model, self.thinking_dialect(model))
-        completion = self.upstream.post_json("/chat/completions", payload, key)
-        usage = completion.get("usage") if isinstance(completion, dict) else None
-        prompt_tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None
-        if not isinstance(prompt_tokens, int):
-            raise UpstreamError("The upstream reported no prompt token count, so tokens cannot be counted.")
-        return {"totalTokens": prompt_tokens}
+        answer = {"totalTokens": counted_tokens(self.upstream.post_json("/chat/completions", payload, key))}
+        if "cachedContentTokenCount" in body:
+            answer["cachedContentTokenCount"] = body["cachedContentTokenCount"]
+        return answer
 
     def embed(self, route, model, key, requests, base_path):
         vectors = [None] * len(requests)

@@ -9,7 +9,7 @@ import json
 import mimetypes
 from collections import deque
 
-from .errors import InvalidArgument, field_path
+from .errors import InvalidArgument, UpstreamError, field_path
 from .json_schema import from_gemini_schema, standard_json_schema
 from .proto_json import padded_base64
 from .response_options import ENUM_FIELD, ResponseOptions
@@ -84,9 +84,8 @@ def chat_request(body: dict, model: str, stream: bool, partial_history: bool = F
     turn), so a function response may come without its call; it is then sent as text.
     ``thinking_dialect``: how the upstream model takes thinkingConfig (see ``thinking``)."""
     config = body.get("generationConfig", {})
-    if "cachedContent" in body:
-        raise InvalidArgument("cached contents are not supported by this endpoint; send the contents.",
-                              field="cachedContent")
+    if "cachedContent" in body:  # a bug of ours: caches.materialized puts the cache in its place first
+        raise ValueError("a request reached translation with its cachedContent unmaterialized")
     request = {"model": model, "messages": messages(body, partial_history)}
     request.update(generation_parameters(config))
     check_text_output(config)
@@ -120,6 +119,16 @@ def count_tokens_request(body: dict, model: str, thinking_dialect: str = "none")
         payload.pop(name, None)
     payload["max_tokens"] = 1
     return payload
+
+
+def counted_tokens(completion: object) -> int:
+    """The prompt tokens the upstream counted, from its answer to a ``count_tokens_request``:
+    ``{"usage": {"prompt_tokens": 12, ...}, ...}`` -> ``12``."""
+    usage = completion.get("usage") if isinstance(completion, dict) else None
+    prompt_tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+    if not isinstance(prompt_tokens, int):
+        raise UpstreamError("The upstream reported no prompt token count, so tokens cannot be counted.")
+    return prompt_tokens
 
 
 # --- messages ----------------------------------------------------------------------------------

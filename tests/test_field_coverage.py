@@ -60,6 +60,9 @@ ThinkingConfig.thinkingBudget ThinkingConfig.thinkingLevel Tool.functionDeclarat
 FunctionDeclaration.description FunctionDeclaration.parameters FunctionDeclaration.parametersJsonSchema
 ToolConfig.functionCallingConfig ToolConfig.functionCallingConfig.mode
 ToolConfig.functionCallingConfig.allowedFunctionNames Part.thoughtSignature
+GenerateContentRequest.cachedContent CachedContent.model CachedContent.displayName CachedContent.contents
+CachedContent.systemInstruction CachedContent.tools CachedContent.toolConfig CachedContent.ttl
+CachedContent.expireTime CachedContentUpdate.ttl CachedContentUpdate.expireTime
 """.split())
 
 BASE = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
@@ -74,7 +77,6 @@ def with_part(**fields):
 
 # A request that sets the field (for a refused one: in a way that is refused).
 REFUSED = {
-    "GenerateContentRequest.cachedContent": {**BASE, "cachedContent": "cachedContents/abc"},
     "GenerationConfig.speechConfig": {**BASE, "generationConfig": {"speechConfig": {}}},
     "GenerationConfig.responseModalities": {**BASE, "generationConfig": {"responseModalities": ["IMAGE"]}},
     **{f"Tool.{name}": {**BASE, "tools": [{name: {}}]} for name in BUILT_IN_TOOLS},

@@ -161,7 +161,6 @@ def test_include_thoughts_reaches_the_response_options():
 
 
 REFUSED = [
-    ({"cachedContent": "cachedContents/x"}, "cachedContent"),
     ({"generationConfig": {"logprobs": 2}}, "generationConfig.logprobs"),
     ({"generationConfig": {"responseModalities": ["AUDIO"]}}, "generationConfig.responseModalities"),
     ({"generationConfig": {"speechConfig": {}}}, "generationConfig.speechConfig"),

@@ -239,7 +239,7 @@ BAD_BODIES = [
      "tools[1].codeExecution", ""),
     ("url-context-next-to-functions", body(tools=[{"functionDeclarations": [{"name": "f"}], "urlContext": {}}]),
      "tools[0].urlContext", ""),
-    ("cached-content", body(cachedContent="cachedContents/abc123"), "cachedContent", ""),
+    ("cached-content-name", body(cachedContent="cachedContents/Not_An_Id"), "cachedContent", ""),
     ("response-schema-text-plain", config(responseSchema={"type": "STRING"}), "generationConfig.responseMimeType",
      "schema"),
     ("response-json-schema-text-plain", config(responseMimeType="text/plain", responseJsonSchema={"type": "string"}),
