@@ -49,8 +49,8 @@ def cached_session(serve, upstream_server, framework_python, tmp_path_factory): 
     upstream_server.responder = respond
     log_start = len(function.logs())
     try:
-        done = subprocess.run([str(framework_python), str(TESTS / "frameworks" / "adk_cache_recipe.py"), proxy.url, KEY],
-                              cwd=TESTS, env=client_env(), capture_output=True, text=True, timeout=180)
+        command = [str(framework_python), str(TESTS / "frameworks" / "adk_cache_recipe.py"), proxy.url, KEY]
+        done = subprocess.run(command, cwd=TESTS, env=client_env(), capture_output=True, text=True, timeout=180)
         recorded = [r["json"] for r in upstream_server.chat_requests]
     finally:
         upstream_server.reset()

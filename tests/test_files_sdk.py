@@ -75,22 +75,19 @@ class Sdk:
         self.key = f"files-sdk-{secrets.token_hex(8)}"
         self.version = api_version or "v1"
         self.requests = []
+        self.client = genai.Client(api_key=self.key, http_options=types.HttpOptions(
+            base_url=server.url, api_version=api_version, client_args={"event_hooks": {"request": [self._record]}},
+            async_client_args={"event_hooks": {"request": [self._record_async]}}))
 
-        def record(request):
-            url = urllib.parse.urlsplit(str(request.url))
-            path = url.path + (f"?{url.query}" if url.query else "")
-            chunk = "upload_id=" in url.query  # 8 MiB of file: its size will do
-            self.requests.append({"method": request.method, "path": path, "headers": dict(request.headers),
-                                  "size": len(request.content), "body": None if chunk else request.content})
+    def _record(self, request):
+        url = urllib.parse.urlsplit(str(request.url))
+        chunk = "upload_id=" in url.query  # 8 MiB of file: its size will do
+        self.requests.append({"method": request.method, "path": url.path + (f"?{url.query}" if url.query else ""),
+                              "headers": dict(request.headers), "size": len(request.content),
+                              "body": None if chunk else request.content})
 
-        async def record_async(request):
-            record(request)
-
-        options = {"base_url": server.url, "client_args": {"event_hooks": {"request": [record]}},
-                   "async_client_args": {"event_hooks": {"request": [record_async]}}}
-        if api_version:
-            options["api_version"] = api_version
-        self.client = genai.Client(api_key=self.key, http_options=types.HttpOptions(**options))
+    async def _record_async(self, request):
+        self._record(request)
 
     def upload(self, data, mime_type, display_name=None):
         config = {"mime_type": mime_type, **({"display_name": display_name} if display_name else {})}
@@ -488,14 +485,14 @@ def test_js_sdk_uploads_caches_and_generates(stored, upstream, api_version):
     key = f"files-js-{secrets.token_hex(8)}"
     env = client_env(GENAI_BASE_URL=stored.url, GENAI_API_KEY=key, NO_COLOR="1")
     args = {"size": size, "mimeType": "application/octet-stream", "apiVersion": api_version}
-    done = subprocess.run(["node", str(CLIENTS / "files.mjs"), json.dumps(args)], cwd=CLIENTS, env=env,
-                          capture_output=True, text=True, timeout=60)
+    command = ["node", str(CLIENTS / "genai.mjs"), "filesAndCaches", json.dumps(args)]
+    done = subprocess.run(command, cwd=CLIENTS, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, f"node exited {done.returncode}:\n{done.stderr}\n{done.stdout}"
     output = json.loads(done.stdout.strip().splitlines()[-1])
 
     assert output["error"] is None, output["error"]
     result, version = output["result"], api_version or "v1"
-    period = bytes((i * 31 + 7) % 251 for i in range(251))  # files.mjs's pattern
+    period = bytes((i * 31 + 7) % 251 for i in range(251))  # genai.mjs's pattern
     data = (period * (size // 251 + 1))[:size]
     uploaded = result["uploaded"]
     file_id = uploaded["name"].removeprefix("files/")
