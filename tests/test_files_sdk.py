@@ -70,13 +70,14 @@ class Sdk:
     """A genai.Client on a function server with a key of its own, recording the requests the SDK
     made (sync and async): method, path with query, headers, and the JSON bodies it sent."""
 
-    def __init__(self, server, api_version):
-        self.server = server
+    def __init__(self, server, api_version, prefix=""):
+        self.base_url = server.url + prefix
+        self.prefix = prefix
         self.key = f"files-sdk-{secrets.token_hex(8)}"
         self.version = api_version or "v1"
         self.requests = []
         self.client = genai.Client(api_key=self.key, http_options=types.HttpOptions(
-            base_url=server.url, api_version=api_version, client_args={"event_hooks": {"request": [self._record]}},
+            base_url=self.base_url, api_version=api_version, client_args={"event_hooks": {"request": [self._record]}},
             async_client_args={"event_hooks": {"request": [self._record_async]}}))
 
     def _record(self, request):
@@ -114,7 +115,7 @@ def file_id(file):
 def check_file(sdk, file, data, mime_type, display_name=None):
     """``file`` (an SDK File) describes ``data`` as Google's File resource does."""
     assert re.fullmatch(r"files/[a-z0-9]{1,40}", file.name), file.name  # the SDK reads IDs from URIs as [a-z0-9]+
-    assert file.uri == f"{sdk.server.url}/{sdk.version}/files/{file_id(file)}"
+    assert file.uri == f"{sdk.base_url}/{sdk.version}/files/{file_id(file)}"
     assert file.size_bytes == len(data)
     assert file.mime_type == mime_type
     assert file.sha256_hash == sha256_hash(data)
@@ -142,7 +143,7 @@ def check_upload_requests(sdk, size):
     """The SDK's upload: a start with the key on upload/{v}/files, then one request per 8 MiB chunk
     on the upload URL, without the key and never repeated (no answer lacked X-Goog-Upload-Status)."""
     start, *chunks = sdk.requests
-    assert (start["method"], start["path"]) == ("POST", f"/upload/{sdk.version}/files")
+    assert (start["method"], start["path"]) == ("POST", f"{sdk.prefix}/upload/{sdk.version}/files")
     assert start["headers"]["x-goog-api-key"] == sdk.key
     offsets = list(range(0, size, CHUNK))
     commands = ["upload"] * (len(offsets) - 1) + ["upload, finalize"]
@@ -151,7 +152,7 @@ def check_upload_requests(sdk, size):
     assert [c["size"] for c in chunks] == [min(CHUNK, size - offset) for offset in offsets]
     assert all(c["method"] == "POST" and "x-goog-api-key" not in c["headers"] for c in chunks)
     upload_path = chunks[0]["path"]
-    assert upload_path.startswith(f"/upload/{sdk.version}/files?") and "upload_id=" in upload_path
+    assert upload_path.startswith(f"{sdk.prefix}/upload/{sdk.version}/files?") and "upload_id=" in upload_path
     assert {c["path"] for c in chunks} == {upload_path}
 
 
@@ -205,17 +206,23 @@ def test_get_by_name_and_by_uri_and_list_to_the_end(sdk):
 
 # --- generate_content with files ----------------------------------------------------------------
 
-def test_generate_content_sends_the_files_bytes_upstream(sdk, upstream):
+@pytest.mark.parametrize("action", ["generateContent", "streamGenerateContent", "countTokens"])
+def test_the_files_bytes_reach_the_upstream(sdk, upstream, action):
     image = sdk.upload(PNG, "image/png")
     report = sdk.upload(PDF, "application/pdf", display_name="report.pdf")
     notes = sdk.upload(NOTES.encode(), "text/plain")
+    contents = [image, report, notes, "describe"]
     del sdk.requests[:]
 
-    response = sdk.client.models.generate_content(model=MODEL, contents=[image, report, notes, "describe"])
+    if action == "generateContent":
+        assert sdk.client.models.generate_content(model=MODEL, contents=contents).text.startswith("echo: ")
+    elif action == "streamGenerateContent":
+        assert "".join(c.text or "" for c in sdk.client.models.generate_content_stream(model=MODEL, contents=contents))
+    else:
+        assert sdk.client.models.count_tokens(model=MODEL, contents=contents).total_tokens == 5  # the fake's usage
 
-    assert response.text.startswith("echo: ")
     [sent] = sdk.requests
-    assert sent["path"] == f"/{sdk.version}/models/{MODEL}:generateContent"
+    assert sent["path"].split("?")[0] == f"/{sdk.version}/models/{MODEL}:{action}"
     assert sent["size"] < 2000  # the SDK named the files (fileData); their bytes came from the store
     [request] = upstream.chat_requests
     [message] = request["json"]["messages"]
@@ -225,6 +232,19 @@ def test_generate_content_sends_the_files_bytes_upstream(sdk, upstream):
         {"type": "text", "text": NOTES},
         {"type": "text", "text": "describe"},
     ]}
+
+
+def test_upload_under_a_path_prefix(stored, upstream, api_version):
+    """A function served under a path (an API gateway's mount, a load balancer's route): the upload URL
+    it answers keeps the prefix, which the SDK uses as it is for the chunks."""
+    sdk = Sdk(stored, api_version, prefix="/gemini")
+    data = random.Random(3).randbytes(CHUNK + 1)
+
+    file = sdk.upload(data, "application/octet-stream")
+
+    check_file(sdk, file, data, "application/octet-stream")
+    check_upload_requests(sdk, len(data))
+    assert sdk.client.files.get(name=file.name) == file
 
 
 # --- files.delete -------------------------------------------------------------------------------
@@ -332,7 +352,7 @@ def test_cache_create_get_list_update_delete(sdk, upstream):
     got = sdk.client.caches.get(name=cache.name)
     assert got == cache
     # The input-only fields never come back (the SDK's CachedContent has no place for them).
-    raw = requests.get(f"{sdk.server.url}/{sdk.version}/{cache.name}", headers={"x-goog-api-key": sdk.key}, timeout=10)
+    raw = requests.get(f"{sdk.base_url}/{sdk.version}/{cache.name}", headers={"x-goog-api-key": sdk.key}, timeout=10)
     assert raw.status_code == 200
     assert not {"contents", "systemInstruction", "tools", "toolConfig", "ttl"} & set(raw.json()), raw.json()
     assert raw.json()["expireTime"].endswith("Z")
@@ -399,6 +419,20 @@ def test_tools_or_system_instruction_next_to_a_cache_is_googles_400(sdk, upstrea
                                            config=types.GenerateContentConfig(cached_content=cache.name, **refused))
 
     assert (raised.value.code, raised.value.status, raised.value.message) == (400, "INVALID_ARGUMENT", CACHE_REFUSAL)
+    assert len(upstream.chat_requests) == before
+
+
+def test_a_cache_used_with_another_model_is_400(sdk, upstream):
+    cache, _ = create_cache(sdk, upstream)
+    before = len(upstream.chat_requests)
+
+    with pytest.raises(errors.ClientError) as raised:
+        sdk.client.models.generate_content(model="other-model", contents="Hi",
+                                           config=types.GenerateContentConfig(cached_content=cache.name))
+
+    assert (raised.value.code, raised.value.status) == (400, "INVALID_ARGUMENT")
+    assert raised.value.message == (f"Model used by GenerateContent request (models/other-model) and CachedContent "
+                                    f"(models/{MODEL}) has to be the same.")
     assert len(upstream.chat_requests) == before
 
 
