@@ -27,8 +27,6 @@ from .request_translation import count_tokens_request, counted_tokens
 from .routing import RESOURCE_ID, Route, check_model_id
 from .validation import CACHED_CONTENT, CACHED_CONTENT_UPDATE
 
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 1000  # Google's: larger pageSize values are coerced to it
 INPUT_FIELDS = ("contents", "systemInstruction", "tools", "toolConfig")
 # What Google refuses next to cachedContent in a generateContent request (they are the cache's).
 CACHED_FIELDS = ("systemInstruction", "tools", "toolConfig")
@@ -118,11 +116,15 @@ class CachedContents:
         return output_view(stored)
 
     def list(self, owner, args):
-        size = page_size(args.get("pageSize") or args.get("page_size"))
+        """One page of the owner's caches: ``{"cachedContents": [...], "nextPageToken": ...}``, each
+        key left out when empty (proto3 JSON, as Google answers: no caches is ``{}``)."""
+        # pageSize as for models (50 by default, larger than 1000 coerced to it); the token is the store's.
+        size, _ = catalogue.page_query({name: args[name] for name in ("pageSize", "page_size") if name in args})
         token = args.get("pageToken") or args.get("page_token") or None
         found, next_token = self.store.list(f"cachedContents/{owner}/", size, token)
         now = self.clock()
-        answer = {"cachedContents": [output_view(stored) for stored in found if not self._expired(stored, now)]}
+        views = [output_view(stored) for stored in found if not self._expired(stored, now)]
+        answer = {"cachedContents": views} if views else {}
         if next_token:
             answer["nextPageToken"] = next_token
         return answer
@@ -228,7 +230,7 @@ class CachedContents:
         prefix = f"cacheFiles/{owner}/{cache_id}/"
         token = None
         while True:
-            found, token = self.store.list(prefix, MAX_PAGE_SIZE, token)
+            found, token = self.store.list(prefix, catalogue.MAX_PAGE_SIZE, token)
             for stored in found:
                 self.store.delete(stored.name)
             if not token:
@@ -326,15 +328,6 @@ def parsed_time(text, field=None):
         return datetime.datetime.fromisoformat(text).timestamp()
     except ValueError:  # a shape that names no date: February 30th
         raise InvalidArgument(f"{text!r} is not a valid time", field=field) from None
-
-
-def page_size(raw):
-    """``pageSize``: up to 1000 (larger values coerced, as Google does), 50 when absent or 0."""
-    if not raw:
-        return DEFAULT_PAGE_SIZE
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10:
-        raise InvalidArgument(f"{raw[:20]!r} is not a whole number", field="pageSize")
-    return min(int(raw) or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
 
 
 def _json_response(value):

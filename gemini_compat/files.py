@@ -19,6 +19,7 @@ import secrets
 import string
 import threading
 import time
+import typing
 from urllib.parse import urlsplit
 
 import flask
@@ -27,20 +28,19 @@ from . import request_body
 from .config import BYTE_COST
 from .errors import GeminiError, InvalidArgument, NotFound, PermissionDenied, field_path
 from .json_wire import JSON_CONTENT_TYPE, dumps
+from .logs import internal_error
 from .routing import RESOURCE_ID
-from .storage import AlreadyExists, WriteConflict
+from .storage import GRANULARITY, AlreadyExists, WriteConflict
 
 NO_STORAGE = "This deployment has no storage: set STORAGE_BUCKET (deploy.sh --storage-bucket)"
 UPLOAD_STATUS = "X-Goog-Upload-Status"
-# Non-final chunks are whole multiples of this (Cloud Storage's resumable rule, kept on every backend).
-CHUNK_GRANULARITY = 256 * 1024
 # An unfinished upload is kept this long (a Cloud Storage resumable session's own lifetime).
 UPLOAD_LIFETIME = 7 * 24 * 3600
 # The start request's JSON ({"file": {...}}) is small.
 START_BODY_LIMIT = 64 * 1024
 # Past this, a file whose hash state another instance held is not read back: no sha256Hash.
 SHA256_READBACK_MAX = 64 * 1024 * 1024
-HASH_STATES_KEPT = 256
+PROGRESS_KEPT = 256
 # A pass-through key the upstream accepted is not asked about again for this long.
 KEY_CHECK_SECONDS = 600
 KEYS_REMEMBERED = 1024
@@ -60,6 +60,12 @@ _COMMANDS = {"upload": False, "upload,finalize": True, "finalize": True}
 _START_FIELDS = {"display_name": "displayName", "mime_type": "mimeType", "size_bytes": "sizeBytes", "name": "name"}
 
 
+class Progress(typing.NamedTuple):
+    """An upload as this process last wrote it: the SHA-256 of its bytes so far, and their count."""
+    hasher: object
+    count: int
+
+
 class Files:
     clock = staticmethod(time.time)  # what "now" is for expiry; tests move it
 
@@ -69,7 +75,7 @@ class Files:
         self.upstream = upstream
         self.request_memory = request_memory
         self._lock = threading.Lock()
-        self._hashes = collections.OrderedDict()  # upload key -> (sha256 of the bytes so far, their count)
+        self._hashes = collections.OrderedDict()  # upload key -> Progress, of the uploads this process wrote
         self._good_keys = collections.OrderedDict()  # key digest -> monotonic time it is good until
 
     # --- the routes ------------------------------------------------------------------------------
@@ -97,6 +103,10 @@ class Files:
         except GeminiError as error:
             error.headers = {**error.headers, UPLOAD_STATUS: "final"}
             raise
+        except Exception:  # a bug of ours, or the store failing unexpectedly: still final
+            error = internal_error("unexpected error on an upload URL")
+            error.headers = {UPLOAD_STATUS: "final"}
+            raise error from None
 
     def require_store(self):
         if self.store is None:
@@ -137,10 +147,11 @@ class Files:
                   "displayName": display_name, "created": self.clock()}
         self.store.put(f"uploads/{caller.owner}/{key}", b"", "application/octet-stream", {"size": str(size or 0)})
         self.store.put(f"uploads/sessions/{key}", json.dumps(record).encode(), JSON_CONTENT_TYPE)
+        self._keep_progress(key, Progress(hashlib.sha256(), 0))
         url = (f"{self.public_base(request, route)}/upload/{route.version}/files"
                f"?upload_id={upload_id}&upload_protocol=resumable")
         return flask.Response(b"", 200, headers={"X-Goog-Upload-URL": url, UPLOAD_STATUS: "active",
-                                                 "X-Goog-Upload-Chunk-Granularity": str(CHUNK_GRANULARITY)})
+                                                 "X-Goog-Upload-Chunk-Granularity": str(GRANULARITY)})
 
     def _start_body(self, request):
         if not request_body.has_body(request):
@@ -159,35 +170,45 @@ class Files:
         log.fields.update(fileId=record["fileId"], upload=key[:8])
         command = upload_command(request.headers)
         if command == "cancel":
-            self.store.cancel_write(record["session"])
-            self._end_upload(key, record)
+            self._drop_upload(key, record)
             return _upload_answer("cancelled")
+        if command == "query":
+            return _upload_answer("active", {"X-Goog-Upload-Size-Received": str(self._committed(key, record))})
+        finalize = _COMMANDS[command]
+        length, offset = chunk_extent(request)
+        log.fields["size"] = length
+        # What this process wrote last is what the store holds, unless another instance took a chunk
+        # since: the store is asked only when the client's offset says something else.
+        state = self._progress(key)
+        committed = state.count if state is not None and offset in (None, state.count) else self._committed(key, record)
+        offset = committed if offset is None and command == "finalize" else offset
+        if offset is None:
+            raise InvalidArgument("An upload chunk needs X-Goog-Upload-Offset: the position of its first byte.")
+        end = offset + length
+        self._check_chunk(key, record, committed, offset, end, finalize)
+        written = self._write(request, key, record, state, committed, offset, end, finalize)
+        if not finalize:
+            return _upload_answer("active", {"X-Goog-Upload-Size-Received": str(written)})
+        self._end_upload(key, record)
+        return _answer({"file": self.file_resource(written, self.public_base(request, route), route.version)},
+                       {UPLOAD_STATUS: "final"})
+
+    def _committed(self, key, record):
+        """The bytes of the upload the store holds."""
         try:
-            committed = self.store.committed(record["session"])
+            return self.store.committed(record["session"])
         except WriteConflict:  # the store lost the session (its own lifetime ended)
             self._end_upload(key, record)
             raise NotFound("This upload's session has expired. Start the upload again.") from None
-        if command == "query":
-            return _upload_answer("active", {"X-Goog-Upload-Size-Received": str(committed)})
-        finalize = _COMMANDS[command]
-        length, offset = chunk_extent(request, command, committed)
-        log.fields["size"] = length
-        end = offset + length
-        self._check_chunk(key, record, committed, offset, end, finalize)
-        stored = self._write(request, key, record, committed, offset, end, finalize)
-        if not finalize:
-            return _upload_answer("active", {"X-Goog-Upload-Size-Received": str(end)})
-        self._end_upload(key, record)
-        return _answer({"file": self.file_resource(stored, self.public_base(request, route), route.version)},
-                       {UPLOAD_STATUS: "final"})
 
     def _check_chunk(self, key, record, committed, offset, end, finalize):
-        """Refuses a chunk that leaves a gap, breaks the granularity or goes past the file's size."""
+        """Refuses a chunk that leaves a gap, breaks the granularity or goes past the file's size. A
+        finalize at another size than the declared one ends the upload (it cannot be completed)."""
         if offset > committed:
             raise InvalidArgument(f"X-Goog-Upload-Offset {offset} is past the {committed} bytes received: a chunk is "
                                   "missing. Ask with X-Goog-Upload-Command: query and resume from there.")
-        if not finalize and (end - offset) % CHUNK_GRANULARITY:
-            raise InvalidArgument(f"A chunk other than the last must be a multiple of {CHUNK_GRANULARITY} bytes "
+        if not finalize and (end - offset) % GRANULARITY:
+            raise InvalidArgument(f"A chunk other than the last must be a multiple of {GRANULARITY} bytes "
                                   f"(X-Goog-Upload-Chunk-Granularity); this one has {end - offset}.")
         declared = record["size"]
         if declared is not None and end > declared:
@@ -197,32 +218,28 @@ class Files:
         if finalize and end < committed:
             raise InvalidArgument(f"The last chunk ends at byte {end}, before the {committed} bytes received.")
         if finalize and declared is not None and end != declared:
-            self.store.cancel_write(record["session"])
-            self._end_upload(key, record)
+            self._drop_upload(key, record)
             raise InvalidArgument(f"The upload ended at {end} bytes; its declared size was {declared}.")
 
-    def _write(self, request, key, record, committed, offset, end, finalize):
+    def _write(self, request, key, record, state, committed, offset, end, finalize):
         """Streams the chunk's bytes past ``committed`` (a retried chunk's overlap is thrown away)
         into the store, hashing them on the way: the bytes held, or the file once finalized."""
-        hasher = self._hash_state(key, committed)
+        if state is not None and state.count == committed:
+            hasher = state.hasher.copy()  # a copy: a concurrent retry of the same chunk hashes its own
+        else:
+            hasher = hashlib.sha256() if committed == 0 else None
         deadline = time.monotonic() + self.settings.client_body_timeout
         blocks = request_body.body_blocks(request, end - offset, deadline, self.settings.client_body_timeout)
         with contextlib.closing(blocks):
+            pieces = new_bytes(blocks, committed - offset, end - offset, hasher)
             try:
-                written = self.store.write(record["session"], committed,
-                                           new_bytes(blocks, committed - offset, end - offset, hasher),
-                                           total=end if finalize else None)
-            except WriteConflict as conflict:
-                raise GeminiError(f"Another request moved this upload on to byte {conflict.committed} meanwhile. "
-                                  "Ask with X-Goog-Upload-Command: query and resume from there.", code=409) from None
-            except AlreadyExists:
-                self.store.cancel_write(record["session"])
-                self._end_upload(key, record)
-                raise GeminiError(f"File files/{record['fileId']} already exists.", code=409) from None
+                written = self._store_piece(key, record, pieces, committed, end, finalize)
+            except BaseException:
+                self._forget_progress(key, state)  # the store may have kept part of it: ask it next time
+                raise
         request.environ[request_body.BODY_READ] = True
         if not finalize:
-            if hasher is not None:
-                self._keep_hash_state(key, hasher, written)
+            self._keep_progress(key, Progress(hasher, written) if hasher is not None else None)
             return written
         digest = hasher.hexdigest() if hasher is not None else self._read_back_digest(written)
         if digest is None:
@@ -231,19 +248,39 @@ class Files:
         return self.store.set_metadata(written.name, {"sha256Hash": base64.b64encode(digest.encode()).decode()}) \
             or written
 
-    def _hash_state(self, key, committed):
-        """The SHA-256 of the upload's first ``committed`` bytes if this process saw them all, else None."""
-        with self._lock:
-            state = self._hashes.pop(key, None)
-        if state is not None and state[1] == committed:
-            return state[0]
-        return hashlib.sha256() if committed == 0 else None
+    def _store_piece(self, key, record, pieces, committed, end, finalize):
+        if end <= committed and not finalize:  # all of it held already: read and thrown away
+            for _ in pieces:
+                pass
+            return committed
+        try:
+            return self.store.write(record["session"], committed, pieces, total=end if finalize else None,
+                                    size=end - committed)
+        except WriteConflict as conflict:
+            raise GeminiError(f"The store holds {conflict.committed} bytes of this upload, not {committed}: another "
+                              "request moved it meanwhile. Ask with X-Goog-Upload-Command: query and resume from "
+                              "there.", code=409) from None
+        except AlreadyExists:
+            self._drop_upload(key, record)
+            raise GeminiError(f"File files/{record['fileId']} already exists.", code=409) from None
 
-    def _keep_hash_state(self, key, hasher, count):
+    def _progress(self, key):
+        """The upload's Progress as this process last wrote it, or None."""
         with self._lock:
-            self._hashes[key] = (hasher, count)
-            while len(self._hashes) > HASH_STATES_KEPT:
+            return self._hashes.get(key)
+
+    def _keep_progress(self, key, progress):
+        with self._lock:
+            self._hashes.pop(key, None)
+            if progress is not None:
+                self._hashes[key] = progress
+            while len(self._hashes) > PROGRESS_KEPT:
                 self._hashes.popitem(last=False)
+
+    def _forget_progress(self, key, progress):
+        with self._lock:
+            if progress is None or self._hashes.get(key) is progress:  # not a newer one another request kept
+                self._hashes.pop(key, None)
 
     def _read_back_digest(self, stored):
         """When another instance took earlier chunks: the hex SHA-256 of the stored file, read back
@@ -262,16 +299,19 @@ class Files:
             return None
         record = json.loads(found[0])
         if self.clock() >= record["created"] + UPLOAD_LIFETIME:
-            self.store.cancel_write(record["session"])
-            self._end_upload(key, record)
+            self._drop_upload(key, record)
             return None
         return record
+
+    def _drop_upload(self, key, record):
+        """Ends an upload that will not be finished: its bytes so far, its record."""
+        self.store.cancel_write(record["session"])
+        self._end_upload(key, record)
 
     def _end_upload(self, key, record):
         self.store.delete(f"uploads/sessions/{key}")
         self.store.delete(f"uploads/{record['owner']}/{key}")
-        with self._lock:
-            self._hashes.pop(key, None)
+        self._forget_progress(key, None)
 
     # --- owners: their keys and their quotas -----------------------------------------------------
 
@@ -314,6 +354,10 @@ class Files:
                 objects, token = self.store.list(prefix, QUOTA_LIST_PAGE, token or None)
                 for stored in objects:
                     if prefix.startswith("files/") and self._expired(stored):
+                        continue
+                    if prefix.startswith("uploads/") and self.clock() >= stored.created + UPLOAD_LIFETIME:
+                        self._record(stored.name.rsplit("/", 1)[1])  # an abandoned upload: this ends it
+                        self.store.delete(stored.name)
                         continue
                     used_objects += 1
                     used_bytes += int(stored.metadata.get("size", 0)) if prefix.startswith("uploads/") else stored.size
@@ -392,19 +436,19 @@ class Files:
                 found.append((part, path, named))
         if not found:
             return body
-        total = 0
-        for index, (part, path, (name, file_id)) in enumerate(found):
+        total, resolving = 0, []
+        for part, path, (name, file_id) in found:
             stored = self.stored_file(caller.owner, file_id) if name is None else self._cache_file(name, file_id)
             total += stored.size
             if total > self.settings.max_resolved_file_bytes:
                 raise InvalidArgument(f"the stored files this request uses come to more than MAX_RESOLVED_FILE_BYTES "
                                       f"({self.settings.max_resolved_file_bytes} bytes)",
                                       field=field_path(path + ["fileData"]))
-            found[index] = (part, stored, file_id)
-        held = environ.get(request_body.RESERVED, (None, 0))[1]
+            resolving.append((part, stored, file_id))
+        held = environ.get(request_body.RESERVED, (None, 0))[1]  # the body's own reservation, if any
         request_body.reserve(environ, self.request_memory, held + BYTE_COST * total,
                              time.monotonic() + self.settings.client_body_timeout)
-        for part, stored, file_id in found:
+        for part, stored, file_id in resolving:
             data = b"".join(self.store.read(stored.name))
             if len(data) != stored.size:  # deleted or replaced meanwhile
                 raise PermissionDenied(f"You do not have permission to access the File {file_id} or it may not exist.")
@@ -535,17 +579,15 @@ def upload_command(headers):
     return command
 
 
-def chunk_extent(request, command, committed):
-    """(length, X-Goog-Upload-Offset) of a chunk; a bare finalize may leave out the offset. A body
-    without Content-Length is empty, unless chunked: the length must be known before it is read."""
+def chunk_extent(request):
+    """(length, X-Goog-Upload-Offset or None) of a chunk. A body without Content-Length is empty,
+    unless chunked: the length must be known before it is read."""
     if request.content_length is None and "chunked" in request.headers.get("Transfer-Encoding", "").lower():
         raise InvalidArgument("An upload chunk needs a Content-Length (not a chunked body).")
     offset = request.headers.get("X-Goog-Upload-Offset")
-    if command == "finalize" and offset is None:
-        offset = str(committed)
-    if offset is None or not _OFFSET.fullmatch(offset.strip()):
-        raise InvalidArgument("An upload chunk needs X-Goog-Upload-Offset: the position of its first byte.")
-    return request.content_length or 0, int(offset)
+    if offset is not None and not _OFFSET.fullmatch(offset.strip()):
+        raise InvalidArgument("X-Goog-Upload-Offset must be the position of the chunk's first byte.")
+    return request.content_length or 0, None if offset is None else int(offset)
 
 
 def new_bytes(blocks, skip, length, hasher):
@@ -565,11 +607,10 @@ def new_bytes(blocks, skip, length, hasher):
 
 
 def list_page_size(raw):
-    """pageSize: 10 when absent or not positive, at most 100 (larger is coerced, as Google does)."""
-    if raw is None or raw == "":
-        return DEFAULT_PAGE_SIZE
+    """pageSize: 10 when absent or not positive, at most 100 (larger is coerced, as Google does).
+    (Unlike models' pageSize, catalogue.page_query, where a negative one is refused.)"""
     try:
-        size = int(raw)
+        size = int(raw or DEFAULT_PAGE_SIZE)
     except ValueError:
         raise InvalidArgument(f"{raw!r} is not an integer", field="pageSize") from None
     return min(size, MAX_PAGE_SIZE) if size > 0 else DEFAULT_PAGE_SIZE

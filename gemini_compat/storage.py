@@ -3,7 +3,22 @@ a Cloud Storage bucket. Both hold named objects (bytes, a content type, string m
 by name prefix, and take large objects in resumable writes that may span requests and instances.
 
 A name is a path of the store's own making (``files/{owner}/{id}``); nothing a client sends
-becomes a name without being checked first (routing.RESOURCE_ID).
+becomes a name without being checked first (routing.RESOURCE_ID). A name is never the folder of
+another (``a`` and ``a/b``): the folder backend could not hold both.
+
+Resumable writes: ``start_write`` gives a session (a string the caller keeps, server-side only:
+on Cloud Storage it is the upload session's URI, a capability). Each ``write`` appends one piece
+of ``size`` bytes at ``offset`` (the size is told first: Cloud Storage's Content-Range names the
+piece's last byte before the body goes), which must be what the store holds, else
+``WriteConflict`` tells what it holds. A piece that does not finish the object must be a multiple
+of GRANULARITY bytes (Cloud Storage's rule, which callers enforce: the folder would not notice).
+The piece that finishes the object names its ``total`` instead. A session that is finished,
+cancelled or unknown holds nothing: ``committed`` and ``write`` raise ``WriteConflict(0)``. After
+a piece fails midway (the client's body broke off, the store failed), ``committed`` tells what
+the store kept of it (the folder: nothing). Cloud Storage may acknowledge a piece that repeats
+bytes it holds (keeping its own) where the folder raises WriteConflict.
+
+Both backends run one contract suite (tests/test_storage.py).
 """
 
 import base64
@@ -18,6 +33,8 @@ import typing
 from .errors import Unavailable
 
 READ_BLOCK = 256 * 1024
+# A resumable write's pieces, but the last, are multiples of this (Cloud Storage's rule).
+GRANULARITY = 256 * 1024
 
 
 class StoredObject(typing.NamedTuple):
@@ -34,7 +51,8 @@ class AlreadyExists(Exception):
 
 
 class WriteConflict(Exception):
-    """A resumable write was given an offset other than what the store holds (``committed``)."""
+    """A resumable write was given an offset other than what the store holds (``committed``), or
+    its session is over (0)."""
 
     def __init__(self, committed):
         super().__init__(f"the store holds {committed} bytes")
@@ -43,6 +61,40 @@ class WriteConflict(Exception):
 
 class StorageUnavailable(Unavailable):
     """The store failed (a bucket that answers 5xx, a full disk): 503, worth retrying."""
+
+
+@contextlib.contextmanager
+def folder_failures():
+    """The folder's failures (a full disk, a permission, an I/O error) as StorageUnavailable; the
+    message has the system's reason, not the path."""
+    try:
+        yield
+    except OSError as error:
+        raise StorageUnavailable(f"The file store failed: {error.strerror or type(error).__name__}.") from error
+
+
+def piece_size(offset, total, size):
+    """The bytes a resumable write's piece holds: ``size``, or ``total - offset`` for the last piece."""
+    if total is not None:
+        if size is None:
+            size = total - offset
+        if size != total - offset or size < 0:
+            raise ValueError(f"a piece of {size} bytes at {offset} does not end at {total}")
+    elif size is None:
+        raise TypeError("a piece that does not finish the object needs its size")
+    return size
+
+
+def exactly(blocks, size):
+    """The blocks, checked to come to ``size`` bytes (what the piece was announced to hold)."""
+    sent = 0
+    for block in blocks:
+        sent += len(block)
+        if sent > size:
+            raise ValueError(f"the piece holds more than the {size} bytes announced")
+        yield block
+    if sent != size:
+        raise ValueError(f"the piece holds {sent} bytes, not the {size} announced")
 
 
 def open_store(settings):
@@ -73,19 +125,22 @@ class LocalStore:
     """Objects as files under ``root/objects``, their content type, times and metadata as JSON under
     ``root/metadata``; a name exists once its metadata does (written last, by rename). Resumable
     writes append to ``root/writes/{session}``. A lock file serialises what must not interleave
-    (create-if-absent, finishing a write), across threads and processes."""
+    (create-if-absent, finishing a write), across threads and processes. The folder's own failures
+    once it is made (a full disk, a permission) are StorageUnavailable."""
 
     def __init__(self, root):
         self.root = os.path.abspath(root)
         for folder in ("objects", "metadata", "writes", "tmp"):
             os.makedirs(os.path.join(self.root, folder), exist_ok=True)
 
+    @folder_failures()
     def put(self, name, data, content_type, metadata=None, if_absent=False):
-        temporary = self._temporary()
-        with open(temporary, "wb") as file:
-            file.write(data)
-        return self._publish(temporary, name, content_type, metadata or {}, if_absent)
+        with self._temporary() as temporary:
+            with open(temporary, "wb") as file:
+                file.write(data)
+            return self._publish(temporary, name, content_type, metadata or {}, if_absent)
 
+    @folder_failures()
     def get(self, name):
         """(bytes, StoredObject), or None: for small objects (records), read whole."""
         stored = self.head(name)
@@ -97,6 +152,7 @@ class LocalStore:
         except FileNotFoundError:
             return None
 
+    @folder_failures()
     def head(self, name):
         try:
             with open(self._path("metadata", name), encoding="utf-8") as file:
@@ -106,14 +162,16 @@ class LocalStore:
 
     def read(self, name):
         """The object's bytes in blocks of at most READ_BLOCK; empty if it is gone."""
-        try:
-            file = open(self._path("objects", name), "rb")
-        except FileNotFoundError:
-            return
-        with file:
-            while block := file.read(READ_BLOCK):
-                yield block
+        with folder_failures():
+            try:
+                file = open(self._path("objects", name), "rb")
+            except FileNotFoundError:
+                return
+            with file:
+                while block := file.read(READ_BLOCK):
+                    yield block
 
+    @folder_failures()
     def list(self, prefix, page_size, token=None):
         """(up to ``page_size`` objects whose names start with ``prefix``, in name order; the token
         of the next page or None)."""
@@ -130,6 +188,7 @@ class LocalStore:
         found = [stored for stored in map(self.head, names[:page_size]) if stored is not None]
         return found, page_token(names[page_size - 1]) if len(names) > page_size else None
 
+    @folder_failures()
     def delete(self, name):
         """True if it was there."""
         with self._locked():
@@ -141,18 +200,22 @@ class LocalStore:
                 os.unlink(self._path("objects", name))
         return True
 
+    @folder_failures()
     def copy(self, source, destination):
+        """The destination's StoredObject (content type and metadata as the source's), or None
+        when there is no source."""
         stored = self.head(source)
         if stored is None:
             return None
-        temporary = self._temporary()
-        with open(temporary, "wb") as file:
-            for block in self.read(source):
-                file.write(block)
-        return self._publish(temporary, destination, stored.content_type, stored.metadata, if_absent=False)
+        with self._temporary() as temporary:
+            with open(temporary, "wb") as file:
+                for block in self.read(source):
+                    file.write(block)
+            return self._publish(temporary, destination, stored.content_type, stored.metadata, if_absent=False)
 
+    @folder_failures()
     def set_metadata(self, name, metadata):
-        """Adds to (or replaces entries of) the object's metadata."""
+        """Adds to (or replaces entries of) the object's metadata; None when there is no object."""
         with self._locked():
             stored = self.head(name)
             if stored is None:
@@ -161,8 +224,9 @@ class LocalStore:
             self._write_metadata(updated)
             return updated
 
+    @folder_failures()
     def start_write(self, name, content_type, metadata=None, if_absent=True):
-        """A session (a string, kept by the caller between requests) for writing ``name`` in parts."""
+        """A session (a string, kept by the caller between requests) for writing ``name`` in pieces."""
         if if_absent and self.head(name) is not None:
             raise AlreadyExists(name)
         session = secrets.token_hex(16)
@@ -172,6 +236,7 @@ class LocalStore:
         open(self._path("writes", session), "wb").close()
         return session
 
+    @folder_failures()
     def committed(self, session):
         """How many bytes of the write the store holds."""
         try:
@@ -179,40 +244,53 @@ class LocalStore:
         except FileNotFoundError:
             raise WriteConflict(0) from None
 
-    def write(self, session, offset, blocks, total=None):
-        """Appends ``blocks`` (an iterable of bytes) at ``offset``, which must be what the store holds;
-        with ``total`` (the object's whole size), finishes the object, which then exists. Returns the
-        bytes held (the StoredObject once finished)."""
+    def write(self, session, offset, blocks, total=None, size=None):
+        """Appends ``blocks`` (an iterable of bytes; ``size`` of them, or ``total - offset`` for the
+        piece that finishes the object) at ``offset``, which must be what the store holds; with
+        ``total`` (the object's whole size), finishes the object, which then exists. Returns the
+        bytes held (offset + size), or the StoredObject once finished. A piece that fails midway
+        is not kept. The blocks' own errors pass through as they are."""
+        size = piece_size(offset, total, size)
         path = self._path("writes", session)
-        try:
-            file = open(path, "r+b")
-        except FileNotFoundError:
-            raise WriteConflict(0) from None
+        with folder_failures():
+            try:
+                file = open(path, "r+b")
+            except FileNotFoundError:
+                raise WriteConflict(0) from None
         with file:
-            fcntl.flock(file, fcntl.LOCK_EX)  # one writer per session; a retried chunk waits
-            held = file.seek(0, os.SEEK_END)
+            with folder_failures():
+                fcntl.flock(file, fcntl.LOCK_EX)  # one writer per session; a retried piece waits
+                held = file.seek(0, os.SEEK_END)
             if held != offset:
                 raise WriteConflict(held)
-            for block in blocks:
-                file.write(block)
-            held = file.tell()
+            try:
+                for block in exactly(blocks, size):
+                    with folder_failures():
+                        file.write(block)
+            except BaseException:
+                with folder_failures():
+                    file.truncate(offset)
+                raise
         if total is None:
-            return held
-        if held != total:
-            raise WriteConflict(held)
-        with open(path + ".json", encoding="utf-8") as file:
-            plan = json.load(file)
-        stored = self._publish(path, plan["name"], plan["content_type"], plan["metadata"], plan["if_absent"])
-        os.unlink(path + ".json")
-        return stored
+            return offset + size
+        with folder_failures():
+            with open(path + ".json", encoding="utf-8") as file:
+                plan = json.load(file)
+            try:
+                return self._publish(path, plan["name"], plan["content_type"], plan["metadata"], plan["if_absent"])
+            finally:
+                if not os.path.exists(path):  # published, or refused (a taken name): the session is over
+                    os.unlink(path + ".json")
 
+    @folder_failures()
     def cancel_write(self, session):
         for suffix in ("", ".json"):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._path("writes", session + suffix))
 
     def _publish(self, temporary, name, content_type, metadata, if_absent):
-        """Moves the bytes at ``temporary`` to ``name`` and writes its metadata, which makes it exist."""
+        """Moves the bytes at ``temporary`` to ``name`` and writes its metadata, which makes it exist:
+        a new object (created now), as Cloud Storage makes a new generation of a name written again."""
         with self._locked():
             if if_absent and self.head(name) is not None:
                 os.unlink(temporary)
@@ -222,21 +300,28 @@ class LocalStore:
             size = os.path.getsize(temporary)
             os.replace(temporary, target)
             now = time.time()
-            previous = self.head(name)
-            stored = StoredObject(name, size, content_type, previous.created if previous else now, now, dict(metadata))
+            stored = StoredObject(name, size, content_type, now, now, dict(metadata))
             self._write_metadata(stored)
         return stored
 
     def _write_metadata(self, stored):
         path = self._path("metadata", stored.name)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        temporary = self._temporary()
-        with open(temporary, "w", encoding="utf-8") as file:
-            json.dump({field: value for field, value in stored._asdict().items() if field != "name"}, file)
-        os.replace(temporary, path)
+        with self._temporary() as temporary:
+            with open(temporary, "w", encoding="utf-8") as file:
+                json.dump({field: value for field, value in stored._asdict().items() if field != "name"}, file)
+            os.replace(temporary, path)
 
+    @contextlib.contextmanager
     def _temporary(self):
-        return self._path("tmp", secrets.token_hex(8))
+        """A path under ``tmp`` to write and then move; removed if it is still there afterwards
+        (the write failed), so a full disk leaves nothing behind."""
+        path = self._path("tmp", secrets.token_hex(8))
+        try:
+            yield path
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
 
     def _path(self, folder, name):
         if name.startswith("/") or ".." in name.split("/"):

@@ -221,6 +221,12 @@ def gemini(function, upstream):
 EMULATOR_BUCKET = "gemini-compat-test"
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "emulator_differs: a store test the Cloud Storage emulator cannot pass "
+                                       "(it does otherwise than Cloud Storage): the storage_env fixture's 'gcs' "
+                                       "case skips it (tests/test_storage.py says what differs)")
+
+
 @pytest.fixture(scope="session")
 def gcs_emulator(tmp_path_factory):
     """The Cloud Storage emulator (``gcp-storage-emulator``, objects in its memory) in a subprocess on

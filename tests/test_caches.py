@@ -172,7 +172,7 @@ def test_list_pages_to_the_end(app):
     seen, token, pages = [], None, 0
     while True:
         page = app.get(CACHES, params={"pageSize": "2", **({"pageToken": token} if token else {})}).json()
-        assert len(page["cachedContents"]) <= 2 and all(set(c) == OUTPUT_FIELDS for c in page["cachedContents"])
+        assert 1 <= len(page["cachedContents"]) <= 2 and all(set(c) == OUTPUT_FIELDS for c in page["cachedContents"])
         seen += [cache["name"] for cache in page["cachedContents"]]
         pages += 1
         token = page.get("nextPageToken")
@@ -229,10 +229,22 @@ def test_another_owner_sees_nothing(app, upstream):
         assert answer.status_code == 403, answer.text
         assert error_of(answer)["message"] == (f"You do not have permission to access the CachedContent "
                                                f"{cache_id(cache)} or it may not exist.")
-    assert app.get(CACHES, key=OTHER_KEY).json() == {"cachedContents": []}
+    assert app.get(CACHES, key=OTHER_KEY).json() == {}
     answer = app.post(GENERATE, {"cachedContent": cache["name"], "contents": [user("q")]}, key=OTHER_KEY)
     assert answer.status_code == 403
     assert app.get(path).status_code == 200
+
+
+@pytest.mark.parametrize("scope, shared", [("key", False), ("team", True)])
+def test_in_team_mode_caches_are_per_access_key_or_the_teams(in_process, env, upstream, scope, shared):
+    app = in_process(**env, UPSTREAM_API_KEY="team-upstream-key", ACCESS_KEYS=f"alice={KEY}, bob={OTHER_KEY}",
+                     FILES_SCOPE=scope)
+    cache = created(app, contents=[user("a")])
+    assert upstream.last["max_tokens"] == 1 and upstream.chat_requests[-1]["headers"]["Authorization"].endswith(
+        "team-upstream-key")
+    assert (app.get(f"/v1beta/{cache['name']}", key=OTHER_KEY).status_code == 200) is shared
+    answer = app.post(GENERATE, {"cachedContent": cache["name"], "contents": [user("q")]}, key=OTHER_KEY)
+    assert answer.status_code == (200 if shared else 403)
 
 
 def test_an_expired_cache_is_gone_everywhere_and_deleted(app, upstream, env, clock):
@@ -246,7 +258,7 @@ def test_an_expired_cache_is_gone_everywhere_and_deleted(app, upstream, env, clo
     assert app.get(path).status_code == 403
     assert app.post(GENERATE, {"cachedContent": cache["name"], "contents": [user("q")]}).status_code == 403
     assert app.request("PATCH", path, {"ttl": "600s"}).status_code == 403
-    assert app.get(CACHES).json() == {"cachedContents": []}  # the other one expired too, and was deleted by the list
+    assert app.get(CACHES).json() == {}  # the other one expired too, and was deleted by the list
     store = store_of(env)
     assert store.list(f"cachedContents/{owner()}/", 10)[0] == [] and store.list(f"cacheFiles/{owner()}/", 10)[0] == []
     assert app.get(f"/v1beta/{listed['name']}").status_code == 403
@@ -300,6 +312,14 @@ def test_an_image_file_in_a_cache_reaches_the_upstream_as_its_bytes(app, upstrea
     assert app.post(GENERATE, {"cachedContent": cache["name"], "contents": [user("what is it?")]}).status_code == 200
     content = upstream.last["messages"][0]["content"]
     assert content[0]["image_url"]["url"] == "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+def test_a_large_cache_is_counted_in_the_request_memory_budget(in_process, env, upstream):
+    cache = created(in_process(**env), contents=[user("x" * (3 << 20))])
+    small = in_process(**env, MAX_REQUEST_BYTES=str(1 << 20), REQUEST_MEMORY_BYTES=str(6 << 20))
+    answer = small.post(GENERATE, {"cachedContent": cache["name"], "contents": [user("q")]})
+    assert answer.status_code == 400 and "REQUEST_MEMORY_BYTES" in error_of(answer)["message"]
+    assert upstream.last["max_tokens"] == 1  # only create's count went upstream
 
 
 def test_a_call_at_the_end_of_the_cache_is_answered_in_the_request(app, upstream):
@@ -368,6 +388,15 @@ def test_count_tokens_with_a_cache(app, upstream):
     assert upstream.last["max_tokens"] == 1
 
 
+def test_count_tokens_with_a_cache_holding_a_file(app, upstream):
+    file = upload(app, NOTES.encode(), "text/plain")
+    cache = created(app, contents=[{"role": "user", "parts": [file_part(file)]}])
+    answer = app.post(f"/v1beta/models/{MODEL}:countTokens",
+                      {"generateContentRequest": {"cachedContent": cache["name"], "contents": [user("q")]}})
+    assert answer.status_code == 200, answer.text
+    assert upstream.last["messages"] == [{"role": "user", "content": NOTES + "\nq"}]
+
+
 def test_an_upstream_failure_at_create_leaves_no_cache(app, upstream, env):
     file = upload(app, NOTES.encode(), "text/plain")
     upstream.reply(Json({"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}},
@@ -384,7 +413,7 @@ def test_cache_min_tokens_answers_googles_400(in_process, env, upstream):
     answer = create(app, contents=[user("short")])
     assert answer.status_code == 400
     assert error_of(answer)["message"] == "Cached content is too small. total_token_count=416, min_total_token_count=4096"
-    assert app.get(CACHES).json() == {"cachedContents": []}
+    assert app.get(CACHES).json() == {}
 
 
 def test_without_counting_the_pass_through_key_is_proved_once(in_process, env, upstream):

@@ -5,7 +5,6 @@ function in process; those about sockets, processes and memory run it as deploye
 import base64
 import hashlib
 import http.server
-import importlib.util
 import json
 import os
 import threading
@@ -38,9 +37,7 @@ def app(in_process, store_dir, upstream):
 
 @pytest.fixture
 def protocol_app(in_process, storage_env, upstream):
-    """The function on each storage backend (the Cloud Storage one where its module is there)."""
-    if "STORAGE_BUCKET" in storage_env and importlib.util.find_spec("gemini_compat.cloud_storage") is None:
-        pytest.skip("gemini_compat/cloud_storage.py is not on this branch yet")
+    """The function on each storage backend: the folder, and Cloud Storage (its emulator)."""
     return in_process(**storage_env)
 
 
@@ -219,15 +216,17 @@ def test_a_retried_chunk_is_taken_once(protocol_app):
 
 
 def test_a_gap_is_refused_final_and_the_upload_can_resume(protocol_app):
-    url = upload_url(protocol_app, GRANULE + 1)
-    answer = send(protocol_app, url, b"x", GRANULE, "upload, finalize")
+    url = upload_url(protocol_app, 2 * GRANULE + 1)
+    assert send(protocol_app, url, b"y" * GRANULE, 0).status_code == 200
+    answer = send(protocol_app, url, b"x", 2 * GRANULE, "upload, finalize")
     assert answer.status_code == 400 and answer.headers["X-Goog-Upload-Status"] == "final"
     assert "chunk is missing" in error_of(answer)["message"]
     query = send(protocol_app, url, command="query")
-    assert query.headers["X-Goog-Upload-Status"] == "active" and query.headers["X-Goog-Upload-Size-Received"] == "0"
-    assert send(protocol_app, url, b"y" * GRANULE, 0).status_code == 200
-    assert send(protocol_app, url, command="query").headers["X-Goog-Upload-Size-Received"] == str(GRANULE)
-    assert send(protocol_app, url, b"x", GRANULE, "upload, finalize").json()["file"]["sizeBytes"] == str(GRANULE + 1)
+    assert query.headers["X-Goog-Upload-Status"] == "active"
+    assert query.headers["X-Goog-Upload-Size-Received"] == str(GRANULE)
+    assert send(protocol_app, url, b"z" * GRANULE, GRANULE).status_code == 200
+    file = send(protocol_app, url, b"x", 2 * GRANULE, "upload, finalize").json()["file"]
+    assert file["sha256Hash"] == google_sha256(b"y" * GRANULE + b"z" * GRANULE + b"x")
 
 
 @pytest.mark.parametrize("upload_id", ["A" * 43, "short", "../../etc"])
@@ -267,8 +266,8 @@ def test_a_bad_command_or_offset_is_refused_final(app, headers, message):
     assert answer.status_code == 400 and message in error_of(answer)["message"]
 
 
-def test_a_zero_byte_file(app):
-    file = upload(app, b"")
+def test_a_zero_byte_file(protocol_app):
+    file = upload(protocol_app, b"")
     assert file["sizeBytes"] == "0" and file["sha256Hash"] == google_sha256(b"")
 
 
@@ -329,11 +328,17 @@ def test_an_expired_file_is_gone_everywhere(app, monkeypatch):
     assert app.get(f"/v1beta/{file['name']}").status_code == 403  # deleted, not only hidden
 
 
-def test_an_upload_expires_after_seven_days(app, monkeypatch):
+def test_an_upload_expires_after_seven_days(in_process, store_dir, upstream, monkeypatch):
+    app = in_process(STORAGE_DIR=store_dir, STORAGE_QUOTA_OBJECTS="1")
     url = upload_url(app, 3)
+    abandoned = upload_url(app, 3, key=OTHER_KEY)
+    assert start(app, 3).status_code == 429
     later = time.time() + 7 * 24 * 3600 + 1
     monkeypatch.setattr(files_module.Files, "clock", staticmethod(lambda: later))
     assert send(app, url, b"abc", 0, "upload, finalize").status_code == 404
+    assert start(app, 3, key=OTHER_KEY).status_code == 200  # the abandoned upload no longer counts
+    assert send(app, abandoned, command="query").status_code == 404
+    assert len(stored_files(store_dir + "/writes")) == 2  # the new upload's bytes and plan, no more
 
 
 # --- who may see what ------------------------------------------------------------------------------
@@ -610,17 +615,20 @@ def peak_reset(pid):
     return status_kib(pid, "VmHWM")
 
 
-def test_the_python_sdk_uploads_lists_uses_and_deletes(serve, store_dir, upstream, tmp_path):
+@pytest.mark.parametrize("api_version", [None, "v1beta"], ids=["sdk-default", "v1beta"])
+def test_the_python_sdk_uploads_lists_uses_and_deletes(serve, storage_env, upstream, tmp_path, api_version):
     from google import genai
 
-    function = serve(STORAGE_DIR=store_dir)
+    function = serve(**storage_env)
     path = tmp_path / "notes.txt"
     data = (b"line of notes\n" * (9 * MIB // 14 + 1))[:9 * MIB + 7]  # two chunks of the SDK's 8 MiB
     path.write_bytes(data)
-    client = genai.Client(api_key=KEY, http_options={"base_url": function.url, "api_version": "v1beta"})
+    options = {"base_url": function.url, **({"api_version": api_version} if api_version else {})}
+    client = genai.Client(api_key=KEY, http_options=options)
     file = client.files.upload(file=str(path))
     assert file.size_bytes == len(data) and file.mime_type == "text/plain" and file.display_name is None
     assert base64.b64decode(file.sha256_hash).decode() == hashlib.sha256(data).hexdigest()
+    assert file.uri.startswith(f"{function.url}/{api_version or 'v1'}/files/")
     assert client.files.get(name=file.name).uri == file.uri
     assert file.name in [listed.name for listed in client.files.list(config={"page_size": 1})]
     (tmp_path / "small.txt").write_bytes(b"Bonjour")
