@@ -405,6 +405,20 @@ def test_generate_and_stream_with_a_cache_send_the_same_prefix_then_the_new_turn
     assert all(r["method"] == "POST" and b'"cachedContent"' in r["body"] for r in sdk.requests[-3:])
 
 
+def test_a_chat_on_a_cache_sends_the_cache_then_its_own_history(sdk, upstream):
+    cache, _ = create_cache(sdk, upstream)
+    chat = sdk.client.chats.create(model=MODEL, config=types.GenerateContentConfig(cached_content=cache.name))
+
+    first, second = chat.send_message("When is the launch?"), chat.send_message("And the budget?")
+
+    assert (first.text, second.text) == ("echo: When is the launch?", "echo: And the budget?")
+    assert upstream.last["messages"] == CACHED_MESSAGES + [
+        {"role": "user", "content": "When is the launch?"},
+        {"role": "assistant", "content": "echo: When is the launch?"},
+        {"role": "user", "content": "And the budget?"},
+    ]
+
+
 @pytest.mark.parametrize("refused", [
     {"tools": [get_weather], "automatic_function_calling": {"disable": True}},
     {"system_instruction": "Be brief."},
