@@ -1,8 +1,10 @@
 """The google-genai SDK's Files and cachedContents methods, unchanged, pointed at the function: on both
-API versions it may use (v1, its default, and v1beta), sync and async. Uploads go through the SDK's
-resumable protocol (8 MiB chunks that carry no key), the uploaded files are named in generate_content
-and their bytes reach the loopback upstream; a cached content's system instruction, tools and
-contents reach it before each new turn, the same on every call.
+API versions it may use (v1, its default, and v1beta), sync and async; and the JS SDK's (@google/genai,
+tests/clients/genai.mjs). Uploads go through the SDKs' resumable protocol (8 MiB chunks; the Python
+SDK's carry no key), the uploaded files are named in contents and their bytes reach the loopback
+upstream; a cached content's system instruction, tools and contents reach it before each new turn,
+the same on every call. Neither SDK can send countTokens with a cachedContent (their CountTokensConfig
+has no such field), so that is left to tests/test_caches.py.
 
 Each test is its own owner (a key of its own: pass-through mode keeps each key's files apart), so
 what it lists is what it made. The function keeps its files in a folder of this module's, and the
@@ -94,8 +96,8 @@ class Sdk:
         config = {"mime_type": mime_type, **({"display_name": display_name} if display_name else {})}
         return self.client.files.upload(file=io.BytesIO(data), config=config)
 
-    def paths(self, method=None):
-        return [r["path"] for r in self.requests if method in (None, r["method"])]
+    def paths(self):
+        return [r["path"] for r in self.requests]
 
 
 @pytest.fixture
@@ -304,7 +306,7 @@ def test_async_client_uploads_gets_lists_uses_and_deletes(sdk, upstream):
 
 # --- cachedContents -----------------------------------------------------------------------------
 
-def create_cache(sdk, upstream, tokens=1234, ttl="300s", display_name="document"):
+def create_cache(sdk, upstream, tokens=1234, display_name="document"):
     """A cache of a conversation about an uploaded document (the File object itself in contents),
     with a system instruction and a tool; the upstream counts its tokens (``tokens``)."""
     document = sdk.upload(DOCUMENT.encode(), "text/plain", display_name="document.txt")
@@ -313,7 +315,7 @@ def create_cache(sdk, upstream, tokens=1234, ttl="300s", display_name="document"
         contents=["Keep this document in mind:", document, types.ModelContent(CACHED_ANSWER)],
         system_instruction=SYSTEM, tools=[types.Tool(function_declarations=[
             types.FunctionDeclaration.from_callable(client=sdk.client, callable=get_weather)])],
-        ttl=ttl, display_name=display_name)
+        ttl="300s", display_name=display_name)
     return sdk.client.caches.create(model=MODEL, config=config), document
 
 
