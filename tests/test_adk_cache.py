@@ -69,10 +69,13 @@ def test_the_session_runs_its_tool_every_turn(cached_session):
 
 
 def _kind(exchange):
+    """What a request ADK made was: generate, create (a cache), delete (a cache), or its method and path."""
     path = exchange.path.split("?")[0]
     if path.endswith(":generateContent"):
         return "generate"
-    return {"POST": "create", "DELETE": "delete"}[exchange.method] if "/cachedContents" in path else path
+    if "/cachedContents" in path and exchange.method in ("POST", "DELETE"):
+        return {"POST": "create", "DELETE": "delete"}[exchange.method]
+    return f"{exchange.method} {path}"
 
 
 def test_adk_creates_uses_and_replaces_caches(cached_session):
