@@ -1,6 +1,6 @@
 """Google's ADK with context caching: an App whose ContextCacheConfig has ADK create cachedContents,
 use them, and replace them every ``cache_intervals`` turns, over one session of several turns with a
-tool, on Gemini(base_url=URL). For tests/test_adk_cache.py.
+tool, on Gemini(base_url=URL). For tests/test_framework_caches.py.
 
 The model is named ``gemini-2.5-flash`` (the function aliases it): ADK applies Google's cache floor
 (2,048 tokens) to that name, as it does for teams running unchanged Gemini code."""
