@@ -80,7 +80,7 @@ class CachedContents:
     def create(self, body, route, caller, environ, log):
         """The stored cache's output view, for a CachedContent resource as the SDK sends it."""
         body = CACHED_CONTENT.validate(body)
-        model_id = body["model"].removeprefix("models/")
+        model_id = log.fields["model"] = body["model"].removeprefix("models/")
         check_model_id(model_id)
         model = log.fields["upstreamModel"] = catalogue.upstream_model(
             self.settings, Route(route.version, model_id, route.action))
@@ -90,7 +90,7 @@ class CachedContents:
         file_ids = our_file_ids(body)
         record = {"model": body["model"], **_present(body, "displayName"), "createTime": rfc3339(now),
                   **{name: value for name, value in rewritten(body, cache_id).items() if name in INPUT_FIELDS}}
-        data = dumps(record)  # before the files are resolved into the body's parts, in place
+        data = dumps(record)  # its size counts in the quota
         sizes = [self.files.stored_file(caller.owner, file_id).size for file_id in file_ids]
         self.files.check_quota(caller.owner, len(data) + sum(sizes), 1 + len(file_ids))
         tokens = self._counted(body, model, caller, environ)
@@ -262,6 +262,8 @@ class CachedContents:
         request = self.files.resolved(request, caller, environ)  # our files must be there (403)
         dialect = thinking.dialect_for(model, self.settings.thinking_rules, self.settings.upstream_thinking)
         payload = count_tokens_request({"generateContentRequest": request}, model, dialect)
+        if not payload["messages"]:
+            raise InvalidArgument("a cache holds contents or a systemInstruction; this one holds neither")
         if self.settings.cache_token_count == "none":
             if caller.unverified:
                 self.files.verify_key(caller)

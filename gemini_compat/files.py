@@ -75,7 +75,7 @@ class Files:
         self.upstream = upstream
         self.request_memory = request_memory
         self._lock = threading.Lock()
-        self._hashes = collections.OrderedDict()  # upload key -> Progress, of the uploads this process wrote
+        self._written = collections.OrderedDict()  # upload key -> Progress, of the uploads this process wrote
         self._good_keys = collections.OrderedDict()  # key digest -> monotonic time it is good until
 
     # --- the routes ------------------------------------------------------------------------------
@@ -186,6 +186,8 @@ class Files:
             raise InvalidArgument("An upload chunk needs X-Goog-Upload-Offset: the position of its first byte.")
         end = offset + length
         self._check_chunk(key, record, committed, offset, end, finalize)
+        if finalize and record["size"] is None:  # a size not declared at the start counts from now on
+            self.check_quota(record["owner"], end, added_objects=0)
         written = self._write(request, key, record, state, committed, offset, end, finalize)
         if not finalize:
             return _upload_answer("active", {"X-Goog-Upload-Size-Received": str(written)})
@@ -267,20 +269,20 @@ class Files:
     def _progress(self, key):
         """The upload's Progress as this process last wrote it, or None."""
         with self._lock:
-            return self._hashes.get(key)
+            return self._written.get(key)
 
     def _keep_progress(self, key, progress):
         with self._lock:
-            self._hashes.pop(key, None)
+            self._written.pop(key, None)
             if progress is not None:
-                self._hashes[key] = progress
-            while len(self._hashes) > PROGRESS_KEPT:
-                self._hashes.popitem(last=False)
+                self._written[key] = progress
+            while len(self._written) > PROGRESS_KEPT:
+                self._written.popitem(last=False)
 
     def _forget_progress(self, key, progress):
         with self._lock:
-            if progress is None or self._hashes.get(key) is progress:  # not a newer one another request kept
-                self._hashes.pop(key, None)
+            if progress is None or self._written.get(key) is progress:  # not a newer one another request kept
+                self._written.pop(key, None)
 
     def _read_back_digest(self, stored):
         """When another instance took earlier chunks: the hex SHA-256 of the stored file, read back

@@ -397,7 +397,8 @@ def refusing_upstream():
 def test_a_pass_through_key_the_upstream_refuses_cannot_store(in_process, store_dir, refusing_upstream):
     app = in_process(STORAGE_DIR=store_dir, UPSTREAM_BASE_URL=refusing_upstream)
     answer = start(app, 3, key="invented-key")
-    assert answer.status_code in (400, 401, 403) and "X-Goog-Upload-URL" not in answer.headers
+    assert answer.status_code == 400 and "X-Goog-Upload-URL" not in answer.headers
+    assert error_of(answer)["details"][0]["reason"] == "API_KEY_INVALID"  # as for generateContent
     assert stored_files(store_dir + "/metadata") == []
 
 
@@ -417,6 +418,10 @@ def test_quotas_of_objects_and_bytes_are_429_naming_the_setting(in_process, stor
     assert answer.status_code == 429 and "STORAGE_QUOTA_OBJECTS" in error_of(answer)["message"]
     assert error_of(answer)["status"] == "RESOURCE_EXHAUSTED"
     assert start(app, 0, key=OTHER_KEY).status_code == 200  # another owner's quota
+    undeclared = upload_url(app, key=OTHER_KEY)
+    answer = send(app, undeclared, b"a" * 101, 0, "upload, finalize")
+    assert answer.status_code == 429 and "STORAGE_QUOTA_BYTES" in error_of(answer)["message"]
+    assert answer.headers["X-Goog-Upload-Status"] == "final"
 
 
 # --- files in generateContent ----------------------------------------------------------------------
@@ -564,8 +569,8 @@ def test_errors_on_the_upload_url_close_without_reading_the_chunk(serve, store_d
         assert answer.status_code == 200 and answer.json()["file"]["sizeBytes"] == str(4 * MIB)
 
 
-def test_an_upload_goes_on_after_the_instance_restarts(store_dir, upstream_server, upstream):
-    env = {"STORAGE_DIR": store_dir, "UPSTREAM_BASE_URL": upstream_server.base_url}
+def test_an_upload_goes_on_after_the_instance_restarts(storage_env, upstream_server, upstream):
+    env = {**storage_env, "UPSTREAM_BASE_URL": upstream_server.base_url}
     first = FunctionServer(env)
     try:
         with requests.Session() as session:
@@ -586,9 +591,9 @@ def test_an_upload_goes_on_after_the_instance_restarts(store_dir, upstream_serve
         second.stop()
 
 
-def test_a_20_mib_chunk_streams_to_the_store(store_dir, upstream_server, upstream):
+def test_a_20_mib_chunk_streams_to_the_store(storage_env, upstream_server, upstream):
     """The worker's peak RSS grows by at most 8 MB while it takes a 20 MiB chunk."""
-    server = FunctionServer({"STORAGE_DIR": store_dir, "UPSTREAM_BASE_URL": upstream_server.base_url})
+    server = FunctionServer({**storage_env, "UPSTREAM_BASE_URL": upstream_server.base_url})
     try:
         with requests.Session() as session:
             warm = raw_upload(session, server.url, b"w" * MIB)  # every code path once
