@@ -3,7 +3,8 @@
 //   GENAI_BASE_URL=http://127.0.0.1:PORT GENAI_API_KEY=key node genai.mjs OPERATION '{"json": "args"}'
 //
 // Prints one JSON object on stdout: {"result": ..., "error": null | {name, status, message},
-// "requests": [{method, url}]} (the HTTP requests the SDK made, seen by wrapping fetch).
+// "requests": [{method, url, key, uploadCommand, uploadOffset, size}]} (the HTTP requests the SDK
+// made, seen by wrapping fetch: the key and upload headers they carried, their body's size).
 // Common args: apiVersion (omitted: the SDK's default), model (default qwen-turbo).
 import { ApiError, GoogleGenAI } from "@google/genai";
 
@@ -12,7 +13,16 @@ const realFetch = globalThis.fetch;
 globalThis.fetch = (input, init) => {
   const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
   const method = (init && init.method) || (typeof input === "object" && input.method) || "GET";
-  requests.push({ method, url });
+  const headers = new Headers(init?.headers ?? (input instanceof Request ? input.headers : undefined));
+  const body = init?.body;
+  requests.push({
+    method,
+    url,
+    key: headers.get("x-goog-api-key"),
+    uploadCommand: headers.get("x-goog-upload-command"),
+    uploadOffset: headers.get("x-goog-upload-offset"),
+    size: body == null ? 0 : typeof body === "string" ? Buffer.byteLength(body) : body.size ?? body.byteLength ?? null,
+  });
   return realFetch(input, init);
 };
 
@@ -97,6 +107,44 @@ const operations = {
   async getModel() {
     const entry = await ai.models.get({ model });
     return { name: entry.name, supportedActions: entry.supportedActions ?? null, displayName: entry.displayName };
+  },
+
+  // Uploads a Blob of args.size bytes (byte i is (i * 31 + 7) % 251) as args.mimeType, gets it back,
+  // caches a conversation holding it, gets the cache, generates with it, deletes the cache and the
+  // file, then gets the cache again (its error, reported in afterDelete).
+  async filesAndCaches() {
+    const bytes = new Uint8Array(args.size);
+    for (let i = 0; i < args.size; i++) bytes[i] = (i * 31 + 7) % 251;
+    const config = { mimeType: args.mimeType, displayName: "pattern" };
+    const uploaded = await ai.files.upload({ file: new Blob([bytes]), config });
+    const got = await ai.files.get({ name: uploaded.name });
+    const cache = await ai.caches.create({
+      model,
+      config: {
+        contents: [
+          {
+            role: "user",
+            parts: [{ text: "Keep this in mind:" }, { fileData: { fileUri: got.uri, mimeType: got.mimeType } }],
+          },
+          { role: "model", parts: [{ text: "Noted." }] },
+        ],
+        systemInstruction: "Answer briefly.",
+        ttl: "300s",
+      },
+    });
+    const cacheGot = await ai.caches.get({ name: cache.name });
+    const response = await ai.models.generateContent({
+      model, contents: "What was it?", config: { cachedContent: cache.name },
+    });
+    await ai.caches.delete({ name: cache.name });
+    await ai.files.delete({ name: uploaded.name });
+    let afterDelete = null;
+    try {
+      await ai.caches.get({ name: cache.name });
+    } catch (caught) {
+      afterDelete = { isApiError: caught instanceof ApiError, status: caught?.status ?? null };
+    }
+    return { uploaded, got, cache, cacheGot, text: response.text, afterDelete };
   },
 };
 
