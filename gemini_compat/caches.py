@@ -17,13 +17,12 @@ import json
 import re
 import time
 
-import flask
-
-from . import catalogue, config, request_body, thinking
+from . import catalogue, clock, config, request_body, thinking
 from .errors import InvalidArgument, PermissionDenied
 from .files import file_data_parts, file_permission_denied, file_uri_id, generated_id, rfc3339
 from .json_wire import JSON_CONTENT_TYPE, dumps
 from .request_translation import count_tokens_request, counted_tokens
+from .responses import json_response
 from .routing import RESOURCE_ID, Route, check_model_id
 from .validation import CACHED_CONTENT, CACHED_CONTENT_UPDATE
 
@@ -42,13 +41,13 @@ def permission_denied(cache_id):
 
 
 class CachedContents:
-    clock = staticmethod(time.time)  # what "now" is for expiry; tests move it
-
-    def __init__(self, settings, store, files, upstream):
+    def __init__(self, settings, store, files, owners, upstream, request_memory):
         self.settings = settings
         self.store = store
         self.files = files
+        self.owners = owners
         self.upstream = upstream
+        self.request_memory = request_memory
 
     # --- the routes ---------------------------------------------------------------------------
 
@@ -57,21 +56,21 @@ class CachedContents:
         if route.resource_id:
             log.fields["cachedContent"] = route.resource_id
         if route.action == "createCachedContent":
-            return _json_response(self.create(self._body(request), route, caller, request.environ, log))
+            return json_response(self.create(self._body(request), route, caller, request.environ, log))
         if route.action == "listCachedContents":
-            return _json_response(self.list(caller.owner, request.args))
+            return json_response(self.list(caller.owner, request.args))
         if route.action == "getCachedContent":
-            return _json_response(output_view(self._head(caller.owner, route.resource_id)))
+            return json_response(output_view(self._head(caller.owner, route.resource_id)))
         if route.action == "updateCachedContent":
             mask = request.args.get("updateMask") or request.args.get("update_mask")
-            return _json_response(self.update(caller.owner, route.resource_id, self._body(request), mask))
+            return json_response(self.update(caller.owner, route.resource_id, self._body(request), mask))
         self.delete(caller.owner, route.resource_id)
-        return _json_response({})
+        return json_response({})
 
     def _body(self, request):
         request_body.check_content_type(request.headers)
         return request_body.read_json(request, self.settings.max_request_bytes, self.settings.client_body_timeout,
-                                      self.files.request_memory)
+                                      self.request_memory)
 
     def create(self, body, route, caller, environ, log):
         """The stored cache's output view, for a CachedContent resource as the SDK sends it."""
@@ -80,7 +79,7 @@ class CachedContents:
         check_model_id(model_id)
         model = log.fields["upstreamModel"] = catalogue.upstream_model(
             self.settings, Route(route.version, model_id, route.action))
-        now = self.clock()
+        now = clock.now()
         expires = self._expiry(body, now, latest=now + self.settings.cache_max_ttl)
         cache_id = generated_id()
         file_ids = our_file_ids(body)
@@ -88,7 +87,7 @@ class CachedContents:
                   **{name: value for name, value in rewritten(body, cache_id).items() if name in INPUT_FIELDS}}
         data = dumps(record)  # its size counts in the quota
         sizes = [self.files.stored_file(caller.owner, file_id).size for file_id in file_ids]
-        self.files.check_quota(caller.owner, len(data) + sum(sizes), 1 + len(file_ids))
+        self.owners.check_quota(caller.owner, len(data) + sum(sizes), 1 + len(file_ids))
         tokens = self._counted(body, model, caller, environ)
         minimum = self.settings.cache_min_tokens
         if tokens is not None and tokens < minimum:
@@ -118,7 +117,7 @@ class CachedContents:
         size, _ = catalogue.page_query({name: args[name] for name in ("pageSize", "page_size") if name in args})
         token = args.get("pageToken") or args.get("page_token") or None
         found, next_token = self.store.list(f"cachedContents/{owner}/", size, token)
-        now = self.clock()
+        now = clock.now()
         views = [output_view(stored) for stored in found if not self._expired(stored, now)]
         answer = {"cachedContents": views} if views else {}
         if next_token:
@@ -132,7 +131,7 @@ class CachedContents:
                 raise InvalidArgument("only expiration is updatable", field=field.strip())
         body = CACHED_CONTENT_UPDATE.validate(body)
         stored = self._head(owner, cache_id)
-        now = self.clock()
+        now = clock.now()
         # Never past CACHE_MAX_TTL from its creation: the bucket's lifecycle rule counts from then.
         latest = parsed_time(stored.metadata["createTime"]) + self.settings.cache_max_ttl
         metadata = {"expireTime": rfc3339(self._expiry(body, now, latest)), "updateTime": rfc3339(now)}
@@ -197,7 +196,7 @@ class CachedContents:
     def _head(self, owner, cache_id):
         """The cache's StoredObject (metadata only); 403 when absent or expired (then deleted)."""
         stored = self.store.head(record_name(owner, cache_id))
-        if stored is None or self._expired(stored, self.clock()):
+        if stored is None or self._expired(stored, clock.now()):
             raise permission_denied(cache_id)
         return stored
 
@@ -205,13 +204,13 @@ class CachedContents:
         """(StoredObject, the stored resource), its memory reserved as a request body's is (in the
         WSGI ``environ``, where the request's reservation lives)."""
         found = self.store.get(record_name(owner, cache_id))
-        if found is None or self._expired(found[1], self.clock()):
+        if found is None or self._expired(found[1], clock.now()):
             raise permission_denied(cache_id)
         data, stored = found
         cost = config.BYTE_COST * len(data) + request_body.TOKEN_COST * request_body.count_tokens(data)
         if cost > config.BYTE_COST * request_body.SMALL_BODY_BYTES:
             held = environ.get(request_body.RESERVED, (None, 0))[1]
-            request_body.reserve(environ, self.files.request_memory, held + cost,
+            request_body.reserve(environ, self.request_memory, held + cost,
                                  time.monotonic() + self.settings.client_body_timeout)
         return stored, json.loads(data)
 
@@ -265,7 +264,7 @@ class CachedContents:
             raise InvalidArgument("a cache holds contents or a systemInstruction; this one holds neither")
         if self.settings.cache_token_count == "none":
             if caller.unverified:
-                self.files.verify_key(caller)
+                self.owners.verify_key(caller)
             return None
         return counted_tokens(self.upstream.post_json("/chat/completions", payload, caller.key))
 
@@ -330,6 +329,3 @@ def parsed_time(text, field=None):
     except ValueError:  # a shape that names no date: February 30th
         raise InvalidArgument(f"{text!r} is not a valid time", field=field) from None
 
-
-def _json_response(value):
-    return flask.Response(dumps(value), 200, content_type=JSON_CONTENT_TYPE)

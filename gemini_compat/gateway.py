@@ -9,15 +9,18 @@ from .errors import GeminiError, InvalidArgument, PermissionDenied
 from .files import Files
 from .json_wire import JSON_CONTENT_TYPE, dumps
 from .logs import RequestLog, internal_error
+from .owners import Owners
 from .request_translation import chat_request, count_tokens_request, counted_tokens
 from .response_translation import StreamTranslator, gemini_response, merged_response
+from .responses import json_response
+from .uploads import UploadRecords, Uploads
 from .upstream import Upstream
 from .validation import BATCH_EMBED_CONTENTS, COUNT_TOKENS, EMBED_CONTENT, GENERATE_CONTENT
 
 CORS_ALLOWED_HEADERS = ("authorization, content-type, x-goog-api-key, x-goog-api-client, x-server-timeout, "
                         "x-goog-upload-protocol, x-goog-upload-command, x-goog-upload-offset, "
                         "x-goog-upload-header-content-length, x-goog-upload-header-content-type, x-goog-upload-file-name")
-# What a page's script may read of an answer: the upload's URL and state (files.py), besides Retry-After.
+# What a page's script may read of an answer: the upload's URL and state (uploads.py), besides Retry-After.
 CORS_EXPOSED_HEADERS = ("Retry-After, X-Goog-Upload-URL, X-Goog-Upload-Status, X-Goog-Upload-Size-Received, "
                         "X-Goog-Upload-Chunk-Granularity")
 
@@ -31,8 +34,11 @@ class Gateway:
         self.request_memory = request_body.MemoryBudget(settings.request_memory_bytes)
         request_body.give_freed_memory_back()
         store = storage.open_store(settings)
-        self.files = Files(settings, store, self.upstream, self.request_memory)
-        self.caches = CachedContents(settings, store, self.files, self.upstream)
+        upload_records = UploadRecords(store)
+        self.owners = Owners(settings, store, self.upstream, upload_records)
+        self.files = Files(settings, store, self.request_memory)
+        self.uploads = Uploads(settings, store, upload_records, self.files, self.owners, self.request_memory)
+        self.caches = CachedContents(settings, store, self.files, self.owners, self.upstream, self.request_memory)
 
     def handle(self, request):
         log = RequestLog(request, self.settings.gcp_project)
@@ -67,11 +73,13 @@ class Gateway:
             return preflight_response(request, self.settings.cors_origins)
         route = routing.parse_route(routing.raw_path(request.environ), request.method)
         if route.action == "uploadFile" and "upload_id" in request.args:
-            return self.files.upload_chunk(request, route, log)  # the upload URL is the credential: no key
+            return self.uploads.chunk(request, route, log)  # the upload URL is the credential: no key
         log.fields["model"] = route.model
         caller = auth.caller(self.settings, request.headers, request.args)
         if caller.name:
             log.fields["caller"] = caller.name
+        if route.action == "uploadFile":
+            return self.uploads.start(request, route, caller, log)
         if route.collection == "files":
             return self.files.respond(request, route, caller, log)
         if route.collection == "cachedContents":
@@ -160,10 +168,6 @@ class Gateway:
             return stream_body(self.upstream.open_stream(payload, key), translator, sse, log)
 
         return streaming.response(self.upstream.with_retries(start), sse)
-
-
-def json_response(value):
-    return flask.Response(dumps(value), 200, content_type=JSON_CONTENT_TYPE)
 
 
 def error_response(error):

@@ -15,9 +15,9 @@ from google.genai import errors, types
 from fake_upstream import Json, completion, text_stream, tool_call, usage
 from fake_upstream import Stream as SseStream
 from gemini_compat import caches, storage
-from gemini_compat.caches import NOT_WITH_CACHE, CachedContents
+from gemini_compat.caches import NOT_WITH_CACHE
 from gemini_compat.config import Settings
-from gemini_compat.files import Files, generated_id
+from gemini_compat.files import generated_id
 from gemini_compat.request_translation import chat_request
 from helpers import KEY, error_of, sse_chunks
 
@@ -58,8 +58,7 @@ def app(in_process, env, upstream):
 def clock(monkeypatch):
     """Now, for caches and files alike, as a list of one number the test moves."""
     now = [float(int(time.time()))]  # the store's own times (a file's creation) are real ones
-    monkeypatch.setattr(CachedContents, "clock", staticmethod(lambda: now[0]))
-    monkeypatch.setattr(Files, "clock", staticmethod(lambda: now[0]))
+    monkeypatch.setattr("gemini_compat.clock.now", lambda: now[0])
     return now
 
 

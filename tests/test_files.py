@@ -332,7 +332,7 @@ def test_an_uploaded_file_cannot_be_downloaded(app):
 def test_an_expired_file_is_gone_everywhere(app, monkeypatch):
     file = upload(app, b"abc")
     later = time.time() + 48 * 3600 + 1
-    monkeypatch.setattr(files_module.Files, "clock", staticmethod(lambda: later))
+    monkeypatch.setattr("gemini_compat.clock.now", lambda: later)
     assert app.get(f"/v1beta/{file['name']}").status_code == 403
     assert app.get("/v1beta/files").json() == {}
     assert app.request("DELETE", f"/v1beta/{file['name']}").status_code == 403
@@ -348,7 +348,7 @@ def test_an_upload_expires_after_seven_days(in_process, store_dir, upstream, mon
     abandoned = upload_url(app, 3, key=OTHER_KEY)
     assert start(app, 3).status_code == 429
     later = time.time() + 7 * 24 * 3600 + 1
-    monkeypatch.setattr(files_module.Files, "clock", staticmethod(lambda: later))
+    monkeypatch.setattr("gemini_compat.clock.now", lambda: later)
     assert send(app, url, b"abc", 0, "upload, finalize").status_code == 404
     assert start(app, 3, key=OTHER_KEY).status_code == 200  # the abandoned upload no longer counts
     assert send(app, abandoned, command="query").status_code == 404
