@@ -51,6 +51,8 @@ class GeminiError(Exception):
     ``retry_after`` the seconds the upstream asked to wait, if it did."""
 
     code = 500
+    # A google.rpc status other than the first of its HTTP code (FAILED_PRECONDITION for 400, say).
+    status_name = None
 
     def __init__(self, message, code=None, headers=None, details=None, retryable=False, from_upstream=False,
                  retry_after=None):
@@ -66,7 +68,7 @@ class GeminiError(Exception):
 
     @property
     def status(self):
-        return status_for(self.code)
+        return self.status_name or status_for(self.code)
 
     def body(self):
         # "error" must be the first (and only) top-level key and "code" an int: the Python SDK
@@ -124,14 +126,17 @@ class NotFound(GeminiError):
 
 
 class AlreadyExists(GeminiError):
-    """409 ALREADY_EXISTS: google.rpc.Code 6 shares its HTTP code with ABORTED, the status 409 stands
-    for elsewhere here."""
+    """409 ALREADY_EXISTS (google.rpc.Code 6 shares its HTTP code with ABORTED)."""
 
     code = 409
+    status_name = "ALREADY_EXISTS"
 
-    @property
-    def status(self):
-        return "ALREADY_EXISTS"
+
+class FailedPrecondition(GeminiError):
+    """400 FAILED_PRECONDITION: the request is valid, the resource's state does not allow it."""
+
+    code = 400
+    status_name = "FAILED_PRECONDITION"
 
 
 class ResourceExhausted(GeminiError):

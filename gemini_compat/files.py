@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from . import clock, request_body
 from .config import BYTE_COST
-from .errors import InvalidArgument, PermissionDenied, Unimplemented, field_path
+from .errors import FailedPrecondition, InvalidArgument, PermissionDenied, Unimplemented, field_path
 from .responses import json_response
 from .routing import RESOURCE_ID
 
@@ -48,7 +48,7 @@ class Files:
             self.store.delete(stored.name)
             return json_response({})
         if route.action == "downloadFile":
-            raise InvalidArgument("Only generated files can be downloaded.")
+            raise FailedPrecondition("Only generated files can be downloaded.")
         return json_response(self.file_resource(stored, self.public_base(request, route), route.version))
 
     def require_store(self):

@@ -85,6 +85,8 @@ def _describe(error):
     if kind == "pattern" and error.validator_value.startswith("^(?i:"):  # a case-insensitive enum
         choices = error.validator_value[len("^(?i:"):-len(")$")].replace("|", ", ")
         return [], f"{_shown(value)} is not one of {choices}"
+    if kind == "pattern" and isinstance(error.schema.get("description"), str):  # what the pattern stands for
+        return [], f"{_shown(value)} is not {error.schema['description']}"
     if kind == "pattern":
         return [], f"{_shown(value)} does not match the pattern {error.validator_value}"
     if kind == "anyOf" and isinstance(value, str):

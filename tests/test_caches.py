@@ -143,9 +143,9 @@ def test_the_default_lifetime_is_an_hour_and_the_sdk_spelling_is_read(app, clock
 @pytest.mark.parametrize("fields, where, words", [
     ({"ttl": "60s", "expireTime": "2030-01-01T00:00:00Z"}, "", "ttl or expireTime, not both"),
     ({"ttl": "0s"}, "ttl", "future"),
-    ({"ttl": "60"}, "ttl", "pattern"),
+    ({"ttl": "60"}, "ttl", "is not a proto3 Duration"),
     ({"ttl": "99999999999s"}, "ttl", "CACHE_MAX_TTL"),
-    ({"expireTime": "2030-01-01T00:00:00"}, "expireTime", "pattern"),
+    ({"expireTime": "2030-01-01T00:00:00"}, "expireTime", "is not an RFC 3339 time with its offset"),
     ({"expireTime": "2020-01-01T00:00:00Z"}, "expireTime", "future"),
     ({"expireTime": "2030-02-30T00:00:00Z"}, "expireTime", "not a valid time"),
     ({"displayName": "x" * 129}, "displayName", "too long"),

@@ -326,7 +326,8 @@ def test_a_page_size_that_is_no_integer_is_400(app):
 def test_an_uploaded_file_cannot_be_downloaded(app):
     name = upload(app, b"abc")["name"]
     answer = app.get(f"/v1beta/{name}:download", params={"alt": "media"})
-    assert answer.status_code == 400 and error_of(answer)["message"] == "Only generated files can be downloaded."
+    assert answer.status_code == 400 and error_of(answer)["status"] == "FAILED_PRECONDITION"
+    assert error_of(answer)["message"] == "Only generated files can be downloaded."
 
 
 def test_an_expired_file_is_gone_everywhere(app, monkeypatch):
