@@ -1,4 +1,4 @@
-"""The Files API (files.py): the resumable upload as the SDKs speak it, files get/list/delete,
+"""The Files API (uploads.py, files.py, owners.py): the resumable upload as the SDKs speak it, files get/list/delete,
 isolation between owners, quotas, expiry, and files used in generateContent. Most tests call the
 function in process; those about sockets, processes and memory run it as deployed."""
 
