@@ -35,8 +35,9 @@ DEFAULT_MAX_UPSTREAM_RESPONSE_BYTES = 16 * 1024 * 1024
 # upstream request's JSON and its bytes, not all at once; bench/reliability.py measures it), five
 # leaves room. request_body.MemoryBudget counts by it; REQUEST_MEMORY_BYTES must hold one request.
 BYTE_COST = 5
-# Files and cached contents (uploads.py, files.py, caches.py, owners.py), Google's own limits where it has them: a file
-# is kept 48 h and holds up to 2 GB; a project stores up to 20 GB; a cache lives 1 h unless told.
+# Files and cached contents (uploads.py, files.py, caches.py, owners.py), Google's own limits where
+# it has them: a file is kept 48 h and holds up to 2 GB; a project stores up to 20 GB; a cache lives
+# 1 h unless told.
 DEFAULT_FILE_TTL = 48 * 3600.0
 DEFAULT_FILE_MAX_BYTES = 2 * 1024 ** 3
 DEFAULT_STORAGE_QUOTA_BYTES = 20 * 1024 ** 3
