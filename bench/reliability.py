@@ -1,8 +1,9 @@
-"""Reliability: the hostile-caller and hostile-upstream cases of tests/test_hostile.py, run once each
+"""Reliability: the hostile-caller and hostile-upstream cases of tests/test_hostile.py, and those of
+the Files API and cachedContents (tests/test_files_hostile.py) that have a time or memory figure, run once each
 against the function as deployed (functions-framework, gunicorn, THREADS=16), printed as the
 Markdown table of the README's "Reliability" section.
 
-    python bench/reliability.py            # about a minute and a half on 2 cores
+    python bench/reliability.py            # about two minutes and a half on 2 cores
 
 Each memory figure is the gunicorn worker's peak RSS (VmHWM) above its RSS after one warm-up
 request, in a fresh function process per case. The verdict column applies the bounds the tests
@@ -23,6 +24,7 @@ TESTS = pathlib.Path(__file__).resolve().parent.parent / "tests"
 sys.path[:0] = [str(TESTS), str(TESTS.parent)]  # the tests' helpers, and the function's package they use
 
 import hostile_upstream as hu  # noqa: E402
+import test_files_hostile as tf  # noqa: E402
 import test_hostile as th  # noqa: E402
 from fake_upstream import FakeUpstream  # noqa: E402
 from helpers import hello  # noqa: E402
@@ -200,6 +202,74 @@ def bodies(fake):
     attempt("concurrent images", 16, concurrent)
 
 
+def files_side(fake):
+    """The upload URL, the upload's start, cachedContents and files in a request, each case in a
+    fresh function process (team mode, THREADS=16, CLIENT_BODY_TIMEOUT=1 unless told)."""
+    for trickle, label in ((None, "silent"), (0.2, "1 byte every 0.2 s")):
+        def stalled_chunk(trickle=trickle, label=label):
+            with tf.fresh_files_server(fake.base_url) as server:
+                result = tf.stalled_chunk_case(server, trickle)
+            beside = result["beside"]
+            row(f"upload chunk of 1 MiB, {label} (CLIENT_BODY_TIMEOUT=1)", 1, result["seconds"], None,
+                f"{described(result['response'])}, upload final; a request beside it: {beside.get('status')} in "
+                f"{beside.get('seconds', 0):.2f} s; query: {result['received']} bytes held, resumed: "
+                f"{result['resumed']}", tf.stalled_chunk_ok(result))
+        attempt(label, 1, stalled_chunk)
+    for name in tf.UNREAD:
+        def unread(name=name):
+            with tf.fresh_files_server(fake.base_url) as server:
+                result = tf.unread_case(server, name)
+            response = result["response"]
+            final = ", upload final" if response is not None and "x-goog-upload-status" in response.headers else ""
+            row(f"{name} (64 MiB offered in 64 KiB pieces)", 1, result["seconds"], result["up_mb"],
+                f"{described(response)}{final} after {result['sent'] // 1024} KiB sent", tf.unread_ok(name, result))
+        attempt(name, 1, unread)
+    for known, label in ((False, "unknown upload_ids, 60 s body deadline"),
+                         (True, "live upload URLs, CLIENT_BODY_TIMEOUT=1")):
+        def stalled_uploads(known=known, label=label):
+            env = {} if known else {"CLIENT_BODY_TIMEOUT": "60"}
+            with tf.fresh_files_server(fake.base_url, **env) as server:
+                result = tf.stalled_uploads_case(server, known=known)
+            row(f"valid request beside 32 stalled 1 MiB chunks on {label} (THREADS=16)", 32,
+                result.get("seconds"), None, str(result.get("status")), tf.stalled_uploads_ok(result, known))
+        attempt(label, 32, stalled_uploads)
+
+    def guessing():
+        with tf.fresh_files_server(fake.base_url) as server:
+            result = tf.guessing_case(server)
+            logged = [guess for guess in result["guesses"] if guess[:12] in server.logs()]
+        answers = {f"{status} {upload_status}" for status, upload_status in result["answers"]}
+        row("200 guessed well-formed upload_ids (the slowest answer)", 200, result["worst"], None,
+            f"{', '.join(sorted(answers))}; {len(logged)} logged",
+            answers == {"404 final"} and result["worst"] < 0.5 and not logged)
+    attempt("guessing", 200, guessing)
+
+    def files_past_the_budget():
+        with tf.fresh_files_server(fake.base_url) as server:
+            result = tf.files_past_the_budget_case(server)
+        row(f"generateContent naming 50 stored files of 1 MiB ({result['files_mb']:.0f} MB; MAX_RESOLVED_FILE_BYTES "
+            "20 MiB)", 1, result["seconds"], result["up_mb"],
+            f"{described(result['response'])} naming {tf.FIRST_PAST_THE_BUDGET.rstrip(': ')} (bound 8 MB)",
+            tf.files_past_the_budget_ok(result))
+    attempt("files past the budget", 1, files_past_the_budget)
+
+    def cache_at_the_cap():
+        result = tf.cache_at_the_cap_case(fake.base_url)
+        bound = 5 * result["size_mb"] + 30
+        ok = result["response"].status_code == 200 and result["up_mb"] <= bound and result["after"] == 200
+        row(f"cachedContents create of {result['size_mb']:.1f} MB (one image; MAX_REQUEST_BYTES)", 1,
+            result["seconds"], result["up_mb"], f"{described(result['response'])} (bound {bound:.0f} MB)", ok)
+    attempt("cache at the cap", 1, cache_at_the_cap)
+
+    def concurrent_caches():
+        result = tf.concurrent_caches_case(fake.base_url)
+        ok = result["statuses"] == [200] * 16 and result["up_mb"] <= 256
+        row(f"16 cachedContents creates of {result['size_mb']:.0f} MB at once (THREADS=16, REQUEST_MEMORY_BYTES "
+            "256 MiB)", 16, result["seconds"], result["up_mb"],
+            f"{result['statuses'].count(200)} × 200 (bound 256 MB)", ok)
+    attempt("concurrent caches", 16, concurrent_caches)
+
+
 def main():
     started = time.monotonic()
     fake, hostile = FakeUpstream(), hu.HostileUpstream()
@@ -208,6 +278,7 @@ def main():
             caller_side(fake)
             upstream_side(hostile)
             bodies(fake)
+            files_side(fake)
     finally:
         fake.close()
         hostile.close()
@@ -224,7 +295,7 @@ def main():
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     print()
     print(f"Run: `python bench/reliability.py`, {elapsed:.0f} s. The same cases, with their bounds asserted: "
-          "`python3 -m pytest -q tests/test_hostile.py`.")
+          "`python3 -m pytest -q tests/test_hostile.py tests/test_files_hostile.py`.")
     return 0 if all(case[-1] == "PASS" for case in rows) else 1
 
 

@@ -169,6 +169,15 @@ def stalled_chunk_case(server, trickle_interval=None, time_bound=8.0):
             "sha256_ok": sha == google_sha256(data)}
 
 
+def stalled_chunk_ok(result):
+    """The bounds the test asserts, as one verdict (for the bench)."""
+    response = result["response"]
+    return (response is not None and response.status == 504 and response.headers.get("x-goog-upload-status") == "final"
+            and 0.9 <= result["seconds"] <= 3.0 and result["beside"].get("status") == 200
+            and result["beside"]["seconds"] < 1.0 and result["held"] == result["received"] == GRANULE
+            and result["resumed"] == 200 and result["sha256_ok"])
+
+
 @pytest.mark.parametrize("trickle", [None, 0.2], ids=["silent", "one byte every 0.2 s"])
 def test_a_chunk_that_does_not_arrive_in_time_is_a_504_final_and_the_upload_resumes(server, upstream, trickle):
     result = stalled_chunk_case(server, trickle)
@@ -177,10 +186,11 @@ def test_a_chunk_that_does_not_arrive_in_time_is_a_504_final_and_the_upload_resu
     assert response.status == 504 and response.error()["status"] == "DEADLINE_EXCEEDED", context
     assert response.headers["x-goog-upload-status"] == "final", context
     assert 0.9 <= result["seconds"] <= 3.0, context  # CLIENT_BODY_TIMEOUT=1
-    assert result["beside"] == {"status": 200, "seconds": result["beside"]["seconds"]}, context
+    assert result["beside"]["status"] == 200, context
     assert result["beside"]["seconds"] < 1.0, context  # the stalled chunk held its thread only
     assert result["held"] == result["received"] == GRANULE, context  # nothing of the broken chunk kept
     assert result["resumed"] == 200 and result["sha256_ok"], context
+    assert stalled_chunk_ok(result)
 
 
 # --- a client that goes away mid-chunk ----------------------------------------------------------
@@ -343,19 +353,28 @@ def stalled_uploads_case(server, count=32, known=False):
             sock.close()
 
 
+# The valid request's bound, in seconds: at once beside chunks refused unread; beside chunks that
+# are read (live upload URLs), after two body deadlines (CLIENT_BODY_TIMEOUT=1) at most: 32 of them
+# take the 16 threads twice.
+STALLED_BOUND = {False: 3.0, True: 2 * 1.0 + 1.5}
+
+
+def stalled_uploads_ok(result, known):
+    return result.get("status") == 200 and result["seconds"] <= STALLED_BOUND[known]
+
+
 def test_32_stalled_chunks_on_unknown_upload_ids_do_not_hold_the_16_threads(serve, upstream, tmp_path):
     # the default 60 s body deadline: it is not what frees the threads
     function = serve(STORAGE_DIR=str(tmp_path), **th.TEAM_ENV)
     result = stalled_uploads_case(function)
-    assert result["status"] == 200 and result["seconds"] <= 3.0, (result, th.trimmed_logs(function))
+    assert stalled_uploads_ok(result, known=False), (result, th.trimmed_logs(function))
 
 
 def test_32_stalled_chunks_on_live_upload_urls_hold_threads_until_the_body_deadline_only(server, upstream):
     """An upload URL is a credential: its chunk is read, and a stalled one holds a thread until
-    CLIENT_BODY_TIMEOUT (1 s here), as a stalled generateContent body with a valid key does. 32 of
-    them at THREADS=16 hold every thread for two deadlines at most."""
+    CLIENT_BODY_TIMEOUT (1 s here), as a stalled generateContent body with a valid key does."""
     result = stalled_uploads_case(server, known=True)
-    assert result["status"] == 200 and result["seconds"] <= 2 * 1.0 + 1.5, (result, th.trimmed_logs(server))
+    assert stalled_uploads_ok(result, known=True), (result, th.trimmed_logs(server))
 
 
 # --- guessing upload_ids --------------------------------------------------------------------------
