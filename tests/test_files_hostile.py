@@ -10,6 +10,7 @@ marked there as rows of the README's table, each in a fresh function process
 """
 
 import base64
+import concurrent.futures
 import contextlib
 import hashlib
 import json
@@ -225,6 +226,36 @@ def test_a_client_gone_mid_chunk_leaves_what_query_says_and_the_upload_resumes(s
     assert result["held"] == result["received"] == GRANULE, context  # no half-piece beyond what query reports
     assert result["resumed"] == 200 and result["sha256_ok"], context
     assert "Traceback" not in server.logs(), context
+
+
+def in_flight_query_case(server):
+    """Of a 3-granule-and-a-tail upload, the first granule sent; then a 2-granule chunk announced,
+    one granule and 1000 bytes of it sent, and the connection left open and silent (a client whose
+    network went away without a word). Meanwhile the client, on a new connection, asks ``query``
+    and resumes from what it says, as the protocol has it."""
+    data = random.Random(18).randbytes(3 * GRANULE + 5)
+    url = upload_url(server, len(data))
+    assert chunk(url, data[:GRANULE], 0).status_code == 200
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(chunk_head(url, {"Content-Length": str(2 * GRANULE), "X-Goog-Upload-Offset": str(GRANULE)})
+                     + data[GRANULE:2 * GRANULE + 1000])
+        time.sleep(0.3)  # the server has taken the first granule of it
+        told = received(url)
+        started = time.monotonic()
+        resumed = chunk(url, data[told:], told, "upload, finalize")
+        seconds = time.monotonic() - started
+        stalled, _ = th.read_response(sock, time.monotonic() + 3)
+    sha = resumed.json().get("file", {}).get("sha256Hash")
+    return {"received": told, "resumed": resumed.status_code, "message": resumed.text[:300], "seconds": seconds,
+            "stalled": stalled, "sha256_ok": sha == google_sha256(data)}
+
+
+@pytest.mark.xfail(strict=True, reason="the folder store's committed() counts the bytes of a piece still being "
+                   "written: query reports them, the piece then fails at its body deadline and is truncated away, "
+                   "and the resume from the reported offset waits for that deadline (60 s by default), then 409")
+def test_query_while_a_chunk_is_in_flight_reports_what_a_resume_can_build_on(server, upstream):
+    result = in_flight_query_case(server)
+    assert result["resumed"] == 200 and result["sha256_ok"], result
 
 
 # --- refused without reading the body -----------------------------------------------------------
@@ -447,15 +478,11 @@ def concurrent_caches_case(upstream_url, count=16):
     with fresh_files_server(upstream_url, CLIENT_BODY_TIMEOUT="60") as server:
         assert th.post(server, key=th.ACCESS_KEY, body=hello()).status_code == 200
         probe = th.MemoryProbe(server)
-        statuses = []
         started = time.monotonic()
-        threads = [threading.Thread(target=lambda: statuses.append(th.post(
-            server, "/v1beta/cachedContents", body, key=th.ACCESS_KEY, timeout=60,
-            headers={"Content-Type": "application/json"}).status_code)) for _ in range(count)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(90)
+        with concurrent.futures.ThreadPoolExecutor(count) as pool:
+            statuses = list(pool.map(lambda _: th.post(server, "/v1beta/cachedContents", body, key=th.ACCESS_KEY,
+                                                       timeout=60, headers={"Content-Type": "application/json"}
+                                                       ).status_code, range(count)))
         seconds = time.monotonic() - started
         up = probe.up_mb()
         logs = th.trimmed_logs(server)
