@@ -3,7 +3,7 @@ the Files API and cachedContents (tests/test_files_hostile.py) that have a time 
 against the function as deployed (functions-framework, gunicorn, THREADS=16), printed as the
 Markdown table of the README's "Reliability" section.
 
-    python bench/reliability.py            # about two minutes and a half on 2 cores
+    python bench/reliability.py            # about two minutes on 2 cores
 
 Each memory figure is the gunicorn worker's peak RSS (VmHWM) above its RSS after one warm-up
 request, in a fresh function process per case. The verdict column applies the bounds the tests
