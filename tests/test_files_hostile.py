@@ -33,7 +33,7 @@ from helpers import error_of, hello
 MiB = th.MiB
 GRANULE = 256 * 1024
 FILE_MAX_BYTES = 32 * MiB
-START_BODY_LIMIT = 64 * 1024  # files.START_BODY_LIMIT: the start's {"file": {...}} is small
+START_BODY_LIMIT = 64 * 1024  # uploads.START_BODY_LIMIT: the start's {"file": {...}} is small
 ENV = {**th.TEAM_ENV, "CLIENT_BODY_TIMEOUT": "1", "FILE_MAX_BYTES": str(FILE_MAX_BYTES)}
 START_HEADERS = {"X-Goog-Upload-Protocol": "resumable", "X-Goog-Upload-Command": "start"}
 
@@ -92,7 +92,7 @@ def chunk_head(url, headers):
 
 
 def held_bytes(store_dir, url):
-    """The bytes the folder store holds of the upload's resumable write (the layout files.py keeps:
+    """The bytes the folder store holds of the upload's resumable write (the layout uploads.py keeps:
     its record at ``uploads/sessions/{digest of the upload_id}`` names the write's session)."""
     upload_id = parse_qs(urlsplit(url).query)["upload_id"][0]
     digest = hashlib.sha256(upload_id.encode()).hexdigest()[:32]
