@@ -234,13 +234,16 @@ class LocalStore:
         with open(self._path("writes", session + ".json"), "w", encoding="utf-8") as file:
             json.dump(plan, file)
         open(self._path("writes", session), "wb").close()
+        self._set_held(session, 0)
         return session
 
     @folder_failures()
     def committed(self, session):
-        """How many bytes of the write the store holds."""
+        """How many bytes of the write the store holds: those of finished pieces (``writes/{session}.held``),
+        not those of a piece still being written, which is truncated away if it fails."""
         try:
-            return os.path.getsize(self._path("writes", session))
+            with open(self._path("writes", session + ".held"), encoding="ascii") as file:
+                return int(file.read())
         except FileNotFoundError:
             raise WriteConflict(0) from None
 
@@ -271,6 +274,7 @@ class LocalStore:
                 with folder_failures():
                     file.truncate(offset)
                 raise
+            self._set_held(session, offset + size)  # while still locked: the next piece sees it
         if total is None:
             return offset + size
         with folder_failures():
@@ -281,12 +285,19 @@ class LocalStore:
             finally:
                 if not os.path.exists(path):  # published, or refused (a taken name): the session is over
                     os.unlink(path + ".json")
+                    os.unlink(path + ".held")
 
     @folder_failures()
     def cancel_write(self, session):
-        for suffix in ("", ".json"):
+        for suffix in ("", ".json", ".held"):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._path("writes", session + suffix))
+
+    def _set_held(self, session, count):
+        with self._temporary() as temporary:
+            with open(temporary, "w", encoding="ascii") as file:
+                file.write(str(count))
+            os.replace(temporary, self._path("writes", session + ".held"))
 
     def _publish(self, temporary, name, content_type, metadata, if_absent):
         """Moves the bytes at ``temporary`` to ``name`` and writes its metadata, which makes it exist:

@@ -353,7 +353,7 @@ def test_an_upload_expires_after_seven_days(in_process, store_dir, upstream, mon
     assert send(app, url, b"abc", 0, "upload, finalize").status_code == 404
     assert start(app, 3, key=OTHER_KEY).status_code == 200  # the abandoned upload no longer counts
     assert send(app, abandoned, command="query").status_code == 404
-    assert len(stored_files(store_dir + "/writes")) == 2  # the new upload's bytes and plan, no more
+    assert len(stored_files(store_dir + "/writes")) == 3  # the new upload's bytes, plan and count held, no more
 
 
 # --- who may see what ------------------------------------------------------------------------------

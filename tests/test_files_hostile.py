@@ -250,9 +250,6 @@ def in_flight_query_case(server):
             "stalled": stalled, "sha256_ok": sha == google_sha256(data)}
 
 
-@pytest.mark.xfail(strict=True, reason="the folder store's committed() counts the bytes of a piece still being "
-                   "written: query reports them, the piece then fails at its body deadline and is truncated away, "
-                   "and the resume from the reported offset waits for that deadline (60 s by default), then 409")
 def test_query_while_a_chunk_is_in_flight_reports_what_a_resume_can_build_on(server, upstream):
     result = in_flight_query_case(server)
     assert result["resumed"] == 200 and result["sha256_ok"], result
