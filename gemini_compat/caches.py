@@ -24,6 +24,7 @@ from .json_wire import JSON_CONTENT_TYPE, dumps
 from .request_translation import count_tokens_request, counted_tokens
 from .responses import json_response
 from .routing import RESOURCE_ID, Route, check_model_id
+from .storage import every_object
 from .validation import CACHED_CONTENT, CACHED_CONTENT_UPDATE
 
 INPUT_FIELDS = ("contents", "systemInstruction", "tools", "toolConfig")
@@ -207,11 +208,10 @@ class CachedContents:
         if found is None or self._expired(found[1], clock.now()):
             raise permission_denied(cache_id)
         data, stored = found
-        cost = config.BYTE_COST * len(data) + request_body.TOKEN_COST * request_body.count_tokens(data)
+        cost = request_body.json_cost(data)
         if cost > config.BYTE_COST * request_body.SMALL_BODY_BYTES:
-            held = environ.get(request_body.RESERVED, (None, 0))[1]
-            request_body.reserve(environ, self.request_memory, held + cost,
-                                 time.monotonic() + self.settings.client_body_timeout)
+            request_body.reserve_more(environ, self.request_memory, cost,
+                                      time.monotonic() + self.settings.client_body_timeout)
         return stored, json.loads(data)
 
     def _expired(self, stored, now):
@@ -224,14 +224,8 @@ class CachedContents:
         return True
 
     def _delete_files(self, owner, cache_id):
-        prefix = f"cacheFiles/{owner}/{cache_id}/"
-        token = None
-        while True:
-            found, token = self.store.list(prefix, catalogue.MAX_PAGE_SIZE, token)
-            for stored in found:
-                self.store.delete(stored.name)
-            if not token:
-                return
+        for stored in every_object(self.store, f"cacheFiles/{owner}/{cache_id}/"):
+            self.store.delete(stored.name)
 
     # --- create's checks ----------------------------------------------------------------------
 

@@ -140,9 +140,8 @@ class Files:
                                       f"({self.settings.max_resolved_file_bytes} bytes)",
                                       field=field_path(path + ["fileData"]))
             resolving.append((part, stored, file_id))
-        held = environ.get(request_body.RESERVED, (None, 0))[1]  # the body's own reservation, if any
-        request_body.reserve(environ, self.request_memory, held + BYTE_COST * total,
-                             time.monotonic() + self.settings.client_body_timeout)
+        request_body.reserve_more(environ, self.request_memory, BYTE_COST * total,
+                                  time.monotonic() + self.settings.client_body_timeout)
         for part, stored, file_id in resolving:
             data = b"".join(self.store.read(stored.name))
             if len(data) != stored.size:  # deleted or replaced meanwhile

@@ -11,12 +11,12 @@ import time
 from . import clock
 from .errors import ResourceExhausted
 from .files import expired
+from .storage import every_object
 from .uploads import UPLOAD_LIFETIME
 
 # A pass-through key the upstream accepted is not asked about again for this long.
 KEY_CHECK_SECONDS = 600
 KEYS_REMEMBERED = 1024
-QUOTA_LIST_PAGE = 1000
 
 
 class Owners:
@@ -62,16 +62,15 @@ class Owners:
         """(bytes, objects) ``owner`` holds, counted up to just past the objects quota."""
         used_bytes = used_objects = 0
         for prefix in (f"files/{owner}/", f"cacheFiles/{owner}/", f"cachedContents/{owner}/", f"uploads/{owner}/"):
-            token = ""
-            while token is not None and used_objects <= self.settings.storage_quota_objects:
-                objects, token = self.store.list(prefix, QUOTA_LIST_PAGE, token or None)
-                for stored in objects:
-                    if prefix.startswith("files/") and expired(stored, self.settings.file_ttl):
-                        continue
-                    if prefix.startswith("uploads/") and clock.now() >= stored.created + UPLOAD_LIFETIME:
-                        self.upload_records.record(stored.name.rsplit("/", 1)[1])  # an abandoned upload: this ends it
-                        self.store.delete(stored.name)
-                        continue
-                    used_objects += 1
-                    used_bytes += int(stored.metadata.get("size", 0)) if prefix.startswith("uploads/") else stored.size
+            for stored in every_object(self.store, prefix):
+                if used_objects > self.settings.storage_quota_objects:
+                    return used_bytes, used_objects
+                if prefix.startswith("files/") and expired(stored, self.settings.file_ttl):
+                    continue
+                if prefix.startswith("uploads/") and clock.now() >= stored.created + UPLOAD_LIFETIME:
+                    self.upload_records.record(stored.name.rsplit("/", 1)[1])  # an abandoned upload: this ends it
+                    self.store.delete(stored.name)
+                    continue
+                used_objects += 1
+                used_bytes += int(stored.metadata.get("size", 0)) if prefix.startswith("uploads/") else stored.size
         return used_bytes, used_objects

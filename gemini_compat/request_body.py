@@ -80,7 +80,7 @@ def read_json(request, limit, timeout, budget):
     if (request.content_length or 0) > SMALL_BODY_BYTES:
         reserve(request.environ, budget, BYTE_COST * request.content_length, deadline)
     raw = _read(request, limit, deadline, timeout, budget)
-    cost = BYTE_COST * len(raw) + TOKEN_COST * count_tokens(raw)
+    cost = json_cost(raw)
     if cost > BYTE_COST * SMALL_BODY_BYTES:
         reserve(request.environ, budget, cost, deadline)
     text = utf8_text(raw)
@@ -123,6 +123,12 @@ def _has_lone_surrogate(value):
     except UnicodeEncodeError:
         return True
     return False
+
+
+def json_cost(raw):
+    """The memory JSON ``raw`` is reckoned to take once parsed and translated: BYTE_COST per byte,
+    TOKEN_COST per value (count_tokens)."""
+    return BYTE_COST * len(raw) + TOKEN_COST * count_tokens(raw)
 
 
 def count_tokens(raw):
@@ -241,6 +247,13 @@ def reserve(environ, budget, amount, deadline):
         budget.release(held[1])
     budget.acquire(amount, deadline)
     environ[RESERVED] = (budget, amount)
+
+
+def reserve_more(environ, budget, amount, deadline):
+    """Hold ``amount`` of ``budget`` for this request on top of what it holds already (its body's):
+    for what it reads besides its body, a cache's record or its stored files."""
+    held = environ.get(RESERVED, (None, 0))[1]
+    reserve(environ, budget, held + amount, deadline)
 
 
 def release(environ):

@@ -35,6 +35,8 @@ from .errors import Unavailable
 READ_BLOCK = 256 * 1024
 # A resumable write's pieces, but the last, are multiples of this (Cloud Storage's rule).
 GRANULARITY = 256 * 1024
+# Objects asked for at a time when all under a prefix are read (quotas, a cache's deletion).
+LIST_PAGE = 1000
 
 
 class StoredObject(typing.NamedTuple):
@@ -95,6 +97,17 @@ def exactly(blocks, size):
         yield block
     if sent != size:
         raise ValueError(f"the piece holds {sent} bytes, not the {size} announced")
+
+
+def every_object(store, prefix):
+    """Every object whose name starts with ``prefix``, page by page (leave the loop to stop early).
+    Deleting what it yielded is safe: a page token names a place in name order."""
+    token = None
+    while True:
+        found, token = store.list(prefix, LIST_PAGE, token)
+        yield from found
+        if not token:
+            return
 
 
 def open_store(settings):
