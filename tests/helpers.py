@@ -1,6 +1,8 @@
 """Small builders and readers shared by the tests."""
 
+import base64
 import contextlib
+import hashlib
 import json
 import os
 import socket
@@ -137,3 +139,12 @@ def stop_process(process):
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+# The headers of a resumable upload's start request, as the SDKs send them.
+UPLOAD_START_HEADERS = {"X-Goog-Upload-Protocol": "resumable", "X-Goog-Upload-Command": "start"}
+
+
+def google_sha256(data):
+    """What Google's File.sha256Hash holds: base64 of the digest's lowercase hex string."""
+    return base64.b64encode(hashlib.sha256(data).hexdigest().encode()).decode()

@@ -17,11 +17,10 @@ import requests
 from conftest import FunctionServer
 from gemini_compat import files as files_module
 from gemini_compat import storage
-from helpers import KEY, child_pids, error_of, hello, status_kib
+from helpers import KEY, UPLOAD_START_HEADERS, child_pids, error_of, google_sha256, hello, status_kib
 
 GRANULE = 256 * 1024
 MIB = 1024 * 1024
-START_HEADERS = {"X-Goog-Upload-Protocol": "resumable", "X-Goog-Upload-Command": "start"}
 OTHER_KEY = "other-key-456"
 
 
@@ -43,7 +42,7 @@ def protocol_app(in_process, storage_env, upstream):
 
 def start(app, size=None, mime="text/plain", body=None, key=KEY, path="/v1beta", headers=None):
     """The start request (as google-genai sends it, unless told otherwise); the answer."""
-    sent = dict(START_HEADERS)
+    sent = dict(UPLOAD_START_HEADERS)
     if size is not None:
         sent["X-Goog-Upload-Header-Content-Length"] = str(size)
     if mime is not None:
@@ -86,10 +85,6 @@ def upload(app, data, mime="text/plain", piece=8 * MIB, key=KEY, **kwargs):
             assert answer.headers["X-Goog-Upload-Status"] == "final"
             return answer.json()["file"]
         assert answer.headers["X-Goog-Upload-Status"] == "active"
-
-
-def google_sha256(data):
-    return base64.b64encode(hashlib.sha256(data).hexdigest().encode()).decode()
 
 
 def file_id(file):
@@ -556,7 +551,7 @@ def test_cors_lets_a_page_upload(in_process, store_dir, upstream):
 
 def raw_upload(session, base, data, path="/v1beta"):
     answer = session.post(f"{base}/upload/{path.strip('/')}/files", headers={
-        **START_HEADERS, "x-goog-api-key": KEY, "X-Goog-Upload-Header-Content-Length": str(len(data)),
+        **UPLOAD_START_HEADERS, "x-goog-api-key": KEY, "X-Goog-Upload-Header-Content-Length": str(len(data)),
         "X-Goog-Upload-Header-Content-Type": "application/octet-stream"}, json={}, timeout=30)
     assert answer.status_code == 200, answer.text
     return answer.headers["X-Goog-Upload-URL"]

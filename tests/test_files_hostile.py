@@ -9,7 +9,6 @@ marked there as rows of the README's table, each in a fresh function process
 (``fresh_files_server``). Everything is loopback, bounded in bytes and seconds, and stops by itself.
 """
 
-import base64
 import concurrent.futures
 import contextlib
 import hashlib
@@ -28,14 +27,13 @@ import pytest
 import requests
 
 import test_hostile as th
-from helpers import error_of, hello
+from helpers import UPLOAD_START_HEADERS, error_of, google_sha256, hello
 
 MiB = th.MiB
 GRANULE = 256 * 1024
 FILE_MAX_BYTES = 32 * MiB
 START_BODY_LIMIT = 64 * 1024  # uploads.START_BODY_LIMIT: the start's {"file": {...}} is small
 ENV = {**th.TEAM_ENV, "CLIENT_BODY_TIMEOUT": "1", "FILE_MAX_BYTES": str(FILE_MAX_BYTES)}
-START_HEADERS = {"X-Goog-Upload-Protocol": "resumable", "X-Goog-Upload-Command": "start"}
 
 
 @contextlib.contextmanager
@@ -63,7 +61,7 @@ def server(serve, store_dir):
 # --- the upload, spoken plainly ---------------------------------------------------------------
 
 def upload_url(server, size=None):
-    headers = {**START_HEADERS, "x-goog-api-key": th.ACCESS_KEY,
+    headers = {**UPLOAD_START_HEADERS, "x-goog-api-key": th.ACCESS_KEY,
                "X-Goog-Upload-Header-Content-Type": "application/octet-stream"}
     if size is not None:
         headers["X-Goog-Upload-Header-Content-Length"] = str(size)
@@ -99,11 +97,6 @@ def held_bytes(store_dir, url):
     with open(os.path.join(store_dir, "objects", "uploads", "sessions", digest), encoding="utf-8") as record:
         session = json.load(record)["session"]
     return os.path.getsize(os.path.join(store_dir, "writes", session))
-
-
-def google_sha256(data):
-    """sha256Hash as Google writes it: base64 of the lowercase hex digest."""
-    return base64.b64encode(hashlib.sha256(data).hexdigest().encode()).decode()
 
 
 def http_lines(server):
@@ -274,7 +267,7 @@ def keyed_head(path, framing):
     def build(server):
         headers = {"Content-Type": "application/json", "x-goog-api-key": th.ACCESS_KEY, **framing}
         if path.startswith("/upload/"):
-            headers.update(START_HEADERS)
+            headers.update(UPLOAD_START_HEADERS)
         return th.request_head("POST", path, headers), "chunked" in framing.values()
     return build
 

@@ -13,7 +13,6 @@ main flow runs once more on each storage backend of ``storage_env``."""
 import asyncio
 import base64
 import datetime
-import hashlib
 import io
 import json
 import pathlib
@@ -31,7 +30,7 @@ from google import genai
 from google.genai import errors, types
 
 from fake_upstream import Json, Stream, completion, text_stream, usage
-from helpers import client_env
+from helpers import client_env, google_sha256
 
 MODEL = "qwen-turbo"
 CLIENTS = pathlib.Path(__file__).resolve().parent / "clients"
@@ -105,11 +104,6 @@ def sdk(stored, upstream, api_version):
     return Sdk(stored, api_version)
 
 
-def sha256_hash(data):
-    """What Google's File.sha256Hash holds: base64 of the digest's lowercase hex string."""
-    return base64.b64encode(hashlib.sha256(data).hexdigest().encode()).decode()
-
-
 def file_id(file):
     return file.name.removeprefix("files/")
 
@@ -120,7 +114,7 @@ def check_file(sdk, file, data, mime_type, display_name=None):
     assert file.uri == f"{sdk.base_url}/{sdk.version}/files/{file_id(file)}"
     assert file.size_bytes == len(data)
     assert file.mime_type == mime_type
-    assert file.sha256_hash == sha256_hash(data)
+    assert file.sha256_hash == google_sha256(data)
     assert file.state == types.FileState.ACTIVE
     assert file.source == types.FileSource.UPLOADED
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -549,7 +543,7 @@ def test_js_sdk_uploads_caches_and_generates(stored, upstream, api_version):
     assert uploaded["uri"] == f"{stored.url}/{version}/files/{file_id}"
     assert (uploaded["sizeBytes"], uploaded["mimeType"], uploaded["displayName"], uploaded["state"]) == \
         (str(size), "application/octet-stream", "pattern", "ACTIVE")
-    assert uploaded["sha256Hash"] == sha256_hash(data)
+    assert uploaded["sha256Hash"] == google_sha256(data)
     assert result["got"] == uploaded
     start, *chunks = output["requests"][:3]
     # The JS SDK starts at upload/{its version}/files and sends the key with every chunk.

@@ -13,8 +13,6 @@ own environment, see tests/test_frameworks.py, running a recipe of tests/framewo
 The function aliases the Gemini model names the recipes use to the upstream's qwen-turbo. A recording
 proxy between the framework and the function keeps what the framework sent."""
 
-import base64
-import hashlib
 import itertools
 import json
 import pathlib
@@ -23,7 +21,7 @@ import subprocess
 import pytest
 
 from fake_upstream import Json, completion, tool_call, usage
-from helpers import KEY, client_env
+from helpers import KEY, client_env, google_sha256
 from recording_proxy import RecordingProxy
 from test_frameworks import framework_python  # noqa: F401 (a fixture)
 
@@ -168,9 +166,8 @@ def test_langchain_asks_about_a_cached_file_and_gets_googles_400_with_tools(run_
     sent = [r for r in recorded if r.get("max_tokens") != 1]
 
     # google-genai 2.x: v1beta by default, the file in two chunks, its hash as Google gives it.
-    digest = hashlib.sha256(DOCUMENT.encode()).hexdigest().encode()
     assert result["file"]["uri"].split("/")[-3] == "v1beta"
-    assert (result["file"]["size"], result["file"]["sha256Hash"]) == (len(DOCUMENT), base64.b64encode(digest).decode())
+    assert (result["file"]["size"], result["file"]["sha256Hash"]) == (len(DOCUMENT), google_sha256(DOCUMENT.encode()))
     # (The chunks go to the upload URL the function gave, past the proxy, which sends the function's Host.)
     assert [line for line in served if line[1].startswith("/upload/")] == [("POST", "/upload/v1beta/files", 200)] * 3
     # The question after the cache's file, one user message, under the cache's system instruction.
